@@ -1,0 +1,71 @@
+'use strict'
+
+/**
+ * Errors of the store, and the one helper that serves callbacks and promises.
+ *
+ * Native errors arrive as `Error`s whose message starts with a stable code
+ * (`ERR_REDIS: ...`); `fromNative` moves that code to `err.code`.
+ */
+
+const CODE_PREFIX = /^(ERR_[A-Z_]+): /
+
+/** Moves the code prefix of a native error's message into `err.code`. */
+function fromNative(err) {
+  if (!(err instanceof Error)) return new StoreError('ERR_INTERNAL', String(err))
+  const match = CODE_PREFIX.exec(err.message)
+  if (match) {
+    err.code = match[1]
+    err.message = err.message.slice(match[0].length)
+  }
+  return err
+}
+
+/** An `Error` with a stable `code`, for failures found on the JS side. */
+class StoreError extends Error {
+  constructor(code, message) {
+    super(message)
+    this.name = 'StoreError'
+    this.code = code
+  }
+}
+
+/** A `TypeError` naming a constructor option. */
+function optionError(option, reason) {
+  const err = new TypeError(`invalid option \`${option}\`: ${reason}`)
+  err.code = 'ERR_INVALID_OPTION'
+  return err
+}
+
+/** A `TypeError` naming a method argument. */
+function argumentError(argument, reason) {
+  const err = new TypeError(`invalid argument \`${argument}\`: ${reason}`)
+  err.code = 'ERR_INVALID_ARG'
+  return err
+}
+
+/**
+ * Returns `promise` when no callback is given; otherwise calls `cb(err)` or `cb(null, value)`
+ * and returns undefined. A callback that throws is rethrown on its own tick, as any Node
+ * callback API would, instead of turning into an unhandled rejection.
+ */
+function settle(promise, cb) {
+  if (typeof cb !== 'function') return promise
+  promise.then(
+    (value) => invoke(cb, null, value),
+    (err) => invoke(cb, err),
+  )
+  return undefined
+}
+
+function invoke(cb, err, value) {
+  try {
+    if (err) cb(err)
+    else cb(null, value)
+  } catch (thrown) {
+    process.nextTick(() => {
+      throw thrown
+    })
+  }
+}
+
+module.exports = { StoreError, argumentError, fromNative, optionError, settle }

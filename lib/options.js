@@ -1,0 +1,129 @@
+'use strict'
+
+/**
+ * The constructor options of `RedisStore`: defaults, type checks, and the split between what
+ * stays in JS (ttl function, serializer) and what the native store receives.
+ * Every refusal is a `TypeError` whose message names the option and never echoes its value.
+ */
+
+const { optionError } = require('./errors')
+
+const DEFAULTS = Object.freeze({
+  url: 'redis://127.0.0.1:6379',
+  prefix: 'session:',
+  ttl: 86400,
+  cookieName: 'connect.sid',
+  disableTouch: false,
+  disableTTL: false,
+  scanCount: 1000,
+  commandTimeout: 2000,
+  connectTimeout: 2000,
+  reconnectMaxDelay: 500,
+  maxSessionBytes: 1024 * 1024,
+})
+
+/** Validates `options` and returns `{ js, native }` settings. */
+function normalizeOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw optionError('options', 'must be an object with at least `secret`')
+  }
+  if (options.cluster !== undefined) {
+    throw optionError('cluster', 'Redis Cluster is not supported by this version yet')
+  }
+
+  const js = {
+    prefix: stringOption(options, 'prefix', { allowEmpty: true }),
+    ttl: ttlOption(options.ttl),
+    cookieName: stringOption(options, 'cookieName'),
+    disableTouch: booleanOption(options, 'disableTouch'),
+    disableTTL: booleanOption(options, 'disableTTL'),
+    serializer: serializerOption(options.serializer),
+  }
+  const native = {
+    url: urlOption(options.url),
+    prefix: js.prefix,
+    secrets: secretOption(options.secret),
+    encryptionKeys: keysOption(options.encryptionKeys),
+    cookieName: js.cookieName,
+    maxSessionBytes: countOption(options, 'maxSessionBytes'),
+    commandTimeout: countOption(options, 'commandTimeout'),
+    connectTimeout: countOption(options, 'connectTimeout'),
+    reconnectMaxDelay: countOption(options, 'reconnectMaxDelay'),
+    scanCount: countOption(options, 'scanCount'),
+  }
+  return { js, native }
+}
+
+function urlOption(url) {
+  const value = url === undefined ? process.env.REDIS_URL || DEFAULTS.url : url
+  if (typeof value !== 'string' || value === '') {
+    throw optionError('url', 'must be a redis:// or rediss:// URL string')
+  }
+  return value
+}
+
+function secretOption(secret) {
+  const secrets = Array.isArray(secret) ? secret : [secret]
+  if (secret === undefined || secret === null || secrets.length === 0) {
+    throw optionError('secret', 'is required: the express-session secret (string or array)')
+  }
+  for (const item of secrets) {
+    if (typeof item !== 'string' || item === '') {
+      throw optionError('secret', 'must be a non-empty string or an array of them')
+    }
+  }
+  return secrets.slice()
+}
+
+function keysOption(keys) {
+  if (keys === undefined) return undefined
+  if (!Array.isArray(keys) || keys.length === 0) {
+    throw optionError('encryptionKeys', 'must be a non-empty array of 32-byte keys')
+  }
+  return keys.map((key) => {
+    if (typeof key === 'string') return key
+    if (key instanceof Uint8Array) return Buffer.from(key)
+    throw optionError('encryptionKeys', 'each key must be a Buffer or a base64 string')
+  })
+}
+
+function ttlOption(ttl) {
+  if (ttl === undefined) return DEFAULTS.ttl
+  if (typeof ttl === 'function') return ttl
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+    throw optionError('ttl', 'must be a positive number of seconds or a function')
+  }
+  return ttl
+}
+
+function serializerOption(serializer) {
+  if (serializer === undefined) return JSON
+  const ok = serializer && typeof serializer.stringify === 'function' &&
+    typeof serializer.parse === 'function'
+  if (!ok) throw optionError('serializer', 'must have `stringify` and `parse` functions')
+  return serializer
+}
+
+function stringOption(options, name, { allowEmpty = false } = {}) {
+  const value = options[name] === undefined ? DEFAULTS[name] : options[name]
+  if (typeof value !== 'string' || (!allowEmpty && value === '')) {
+    throw optionError(name, 'must be a non-empty string')
+  }
+  return value
+}
+
+function booleanOption(options, name) {
+  const value = options[name] === undefined ? DEFAULTS[name] : options[name]
+  if (typeof value !== 'boolean') throw optionError(name, 'must be true or false')
+  return value
+}
+
+function countOption(options, name) {
+  const value = options[name] === undefined ? DEFAULTS[name] : options[name]
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw optionError(name, 'must be a positive whole number')
+  }
+  return value
+}
+
+module.exports = { DEFAULTS, normalizeOptions }

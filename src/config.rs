@@ -1,0 +1,201 @@
+//! Validation of the store's options, turning what the user wrote into [`StoreSettings`].
+//! Every refusal names the option, and none repeats its value (URLs carry passwords).
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::connection::LinkTiming;
+use crate::error::{Result, StoreError};
+use crate::keys::{KeyRing, SessionKey};
+use crate::limits::DEFAULT_MAX_SESSION_BYTES;
+use crate::store::StoreSettings;
+
+/// The default `COUNT` hint of SCAN steps: few round trips over a large keyspace, and still
+/// a short step for Redis.
+pub const DEFAULT_SCAN_COUNT: u32 = 1000;
+
+/// An encryption key as given: raw bytes, or base64 text.
+pub enum KeyInput {
+    /// 32 raw bytes (a Node `Buffer`).
+    Bytes(Zeroizing<Vec<u8>>),
+    /// 32 bytes in standard base64.
+    Base64(Zeroizing<String>),
+}
+
+/// The options as the user gave them, defaults already applied where the JS layer owns them.
+pub struct StoreOptions {
+    /// `redis://` or `rediss://` URL, with optional user, password and database.
+    pub url: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Cookie secrets, first one newest.
+    pub secrets: Vec<String>,
+    /// Explicit encryption keys; when absent, one key is derived from each secret.
+    pub encryption_keys: Option<Vec<KeyInput>>,
+    /// Name of the session cookie.
+    pub cookie_name: String,
+    /// Largest session JSON accepted, in bytes.
+    pub max_session_bytes: Option<f64>,
+    /// `COUNT` hint of each SCAN step.
+    pub scan_count: Option<f64>,
+    /// Bound of one command, in milliseconds.
+    pub command_timeout_ms: Option<f64>,
+    /// Bound of one connection attempt, in milliseconds.
+    pub connect_timeout_ms: Option<f64>,
+    /// Cap of the reconnection backoff, in milliseconds.
+    pub reconnect_max_delay_ms: Option<f64>,
+}
+
+/// Checks every option and builds the settings of a store.
+pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
+    let timing = timing(&options)?;
+    let secrets = check_secrets(options.secrets)?;
+    let keys = match options.encryption_keys {
+        Some(inputs) => key_ring_from_inputs(inputs)?,
+        None => KeyRing::derive_from_secrets(&secrets)?,
+    };
+
+    if options.cookie_name.is_empty() {
+        return Err(StoreError::option("cookieName", "must not be empty"));
+    }
+
+    Ok(StoreSettings {
+        client: client_for(&options.url)?,
+        prefix: options.prefix,
+        secrets,
+        keys,
+        cookie_name: options.cookie_name,
+        max_session_bytes: positive("maxSessionBytes", options.max_session_bytes)?
+            .map_or(DEFAULT_MAX_SESSION_BYTES, |bytes| bytes as usize),
+        scan_count: positive("scanCount", options.scan_count)?
+            .map_or(DEFAULT_SCAN_COUNT, |count| count.min(u32::MAX as u64) as u32),
+        timing,
+    })
+}
+
+fn check_secrets(secrets: Vec<String>) -> Result<Vec<String>> {
+    if secrets.is_empty() {
+        return Err(StoreError::option("secret", "is required (a string or an array of strings)"));
+    }
+    if secrets.iter().any(String::is_empty) {
+        return Err(StoreError::option("secret", "must not contain an empty string"));
+    }
+    Ok(secrets)
+}
+
+fn key_ring_from_inputs(inputs: Vec<KeyInput>) -> Result<KeyRing> {
+    let keys = inputs
+        .into_iter()
+        .map(|input| match input {
+            KeyInput::Bytes(bytes) => SessionKey::from_bytes(&bytes),
+            KeyInput::Base64(text) => {
+                let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| {
+                    StoreError::option("encryptionKeys", "a string key must be base64")
+                })?);
+                SessionKey::from_bytes(&bytes)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    KeyRing::from_keys(keys)
+}
+
+fn client_for(url: &str) -> Result<redis::Client> {
+    let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme));
+    if !scheme_ok {
+        return Err(StoreError::option("url", "must start with redis:// or rediss://"));
+    }
+
+    if url.starts_with("rediss://") {
+        // rustls needs a process-wide crypto provider; another library may have set one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
+    redis::Client::open(url)
+        .map_err(|_| StoreError::option("url", "is not a valid Redis URL (host, port, database)"))
+}
+
+fn timing(options: &StoreOptions) -> Result<LinkTiming> {
+    let mut timing = LinkTiming::default();
+    if let Some(ms) = positive("commandTimeout", options.command_timeout_ms)? {
+        timing.command_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = positive("connectTimeout", options.connect_timeout_ms)? {
+        timing.connect_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = positive("reconnectMaxDelay", options.reconnect_max_delay_ms)? {
+        timing.backoff_max = Duration::from_millis(ms);
+    }
+    Ok(timing)
+}
+
+/// A whole number above zero and below 2^53, or absent.
+fn positive(option: &'static str, value: Option<f64>) -> Result<Option<u64>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v < 9_007_199_254_740_992.0 => {
+            Ok(Some(v as u64))
+        }
+        Some(_) => Err(StoreError::option(option, "must be a positive whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> StoreOptions {
+        StoreOptions {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "session:".into(),
+            secrets: vec!["s3cret".into()],
+            encryption_keys: None,
+            cookie_name: "connect.sid".into(),
+            max_session_bytes: None,
+            scan_count: None,
+            command_timeout_ms: None,
+            connect_timeout_ms: None,
+            reconnect_max_delay_ms: None,
+        }
+    }
+
+    fn refusal(options: StoreOptions) -> String {
+        match validate(options) {
+            Ok(_) => panic!("options were accepted"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_accepted() {
+        let settings = validate(options()).unwrap();
+        assert_eq!(settings.max_session_bytes, DEFAULT_MAX_SESSION_BYTES);
+        assert_eq!(settings.timing.command_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn each_refusal_names_its_option() {
+        assert!(refusal(StoreOptions { secrets: vec![], ..options() }).contains("`secret`"));
+        let bad_url = StoreOptions { url: "http://user:pw@x".into(), ..options() };
+        let message = refusal(bad_url);
+        assert!(message.contains("`url`") && !message.contains("pw"), "{message}");
+        let short_key = KeyInput::Bytes(Zeroizing::new(vec![0; 16]));
+        let keys = StoreOptions { encryption_keys: Some(vec![short_key]), ..options() };
+        assert!(refusal(keys).contains("`encryptionKeys`"));
+        let not_b64 = KeyInput::Base64(Zeroizing::new("***".into()));
+        let keys = StoreOptions { encryption_keys: Some(vec![not_b64]), ..options() };
+        assert!(refusal(keys).contains("`encryptionKeys`"));
+        let timeout = StoreOptions { command_timeout_ms: Some(0.5), ..options() };
+        assert!(refusal(timeout).contains("`commandTimeout`"));
+    }
+
+    #[test]
+    fn base64_keys_are_accepted() {
+        let key = KeyInput::Base64(Zeroizing::new(STANDARD.encode([7u8; 32])));
+        assert!(validate(StoreOptions { encryption_keys: Some(vec![key]), ..options() }).is_ok());
+    }
+}

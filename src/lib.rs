@@ -1,0 +1,22 @@
+//! sealed-redis-session: an express-session store over Redis whose values are sealed with
+//! AES-256-GCM, as a Node.js native addon.
+//!
+//! The core modules take and return plain Rust types, so `cargo test` covers them without
+//! Node; only [`binding`] knows about Node-API.
+
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod binding;
+pub mod config;
+pub mod connection;
+pub mod cookie_header;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod limits;
+pub mod signature;
+pub mod store;
+pub mod ttl;
+
+pub use error::{Result, StoreError};

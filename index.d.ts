@@ -1,0 +1,120 @@
+import { Store, SessionData } from 'express-session'
+import type { IncomingMessage } from 'node:http'
+
+declare module 'express-session' {
+  interface SessionData {
+    /** The logged-in user, set by `RedisStore#saveSession`. */
+    userId?: string
+  }
+}
+
+/** Turns a session into text and back; defaults to `JSON`. */
+export interface Serializer {
+  stringify(value: unknown): string
+  parse(text: string): any
+}
+
+export interface RedisStoreOptions {
+  /** The express-session secret(s): the first signs, all verify. Required. */
+  secret: string | string[]
+  /**
+   * `redis://` or `rediss://` URL, with optional user, password and database number.
+   * Default: `process.env.REDIS_URL`, else `redis://127.0.0.1:6379`.
+   */
+  url?: string
+  /** Key of a session is `prefix + sid`. Default `'session:'`. */
+  prefix?: string
+  /**
+   * Lifetime in seconds used when the cookie has no `expires`, or a function of the session
+   * returning it. Default `86400` (one day).
+   */
+  ttl?: number | ((session: SessionData) => number)
+  /**
+   * 32-byte AES-256-GCM keys, as Buffers or base64 strings: the first encrypts, all decrypt.
+   * Default: one key derived (HKDF-SHA256) from each `secret`, in the same order.
+   */
+  encryptionKeys?: Array<Buffer | Uint8Array | string>
+  /** Name of the session cookie read by the cookie helpers. Default `'connect.sid'`. */
+  cookieName?: string
+  /** `touch` does nothing. Default `false`. */
+  disableTouch?: boolean
+  /** Keys are written without expiry, and `touch` does nothing. Default `false`. */
+  disableTTL?: boolean
+  /** How sessions become text before encryption. Default `JSON`. */
+  serializer?: Serializer
+  /** Upper bound of one call, in milliseconds, including a wait for a connection. Default 2000. */
+  commandTimeout?: number
+  /** Upper bound of one connection attempt, in milliseconds. Default 2000. */
+  connectTimeout?: number
+  /** Cap of the reconnection backoff, in milliseconds. Default 500. */
+  reconnectMaxDelay?: number
+  /** Largest serialised session accepted, in bytes. Default 1048576 (1 MiB). */
+  maxSessionBytes?: number
+  /** `COUNT` hint of each SCAN step in `all`, `ids`, `length`, `clear`. Default 1000. */
+  scanCount?: number
+}
+
+/** A session returned by `all`, with its id. */
+export type SessionWithId = SessionData & { id: string }
+
+type Callback<T> = (err: any, value?: T) => void
+
+/**
+ * An express-session store over Redis whose values are encrypted with AES-256-GCM.
+ * Every method takes a node-style callback, or returns a Promise when it is omitted.
+ * Errors carry a stable `code`: `ERR_REDIS`, `ERR_REDIS_TIMEOUT`, `ERR_CLOSED`,
+ * `ERR_INVALID_ARG`, `ERR_INVALID_OPTION`, `ERR_DECRYPT` (events only), `ERR_INTERNAL`.
+ */
+export declare class RedisStore extends Store {
+  constructor(options: RedisStoreOptions)
+
+  /** The key prefix in use. */
+  readonly prefix: string
+  /** The session cookie name in use. */
+  readonly cookieName: string
+
+  get(sid: string, callback: Callback<SessionData | null>): void
+  get(sid: string): Promise<SessionData | null>
+  set(sid: string, session: SessionData, callback: Callback<void>): void
+  set(sid: string, session: SessionData): Promise<void>
+  touch(sid: string, session: SessionData, callback: Callback<void>): void
+  touch(sid: string, session: SessionData): Promise<void>
+  destroy(sid: string, callback: Callback<void>): void
+  destroy(sid: string): Promise<void>
+  all(callback: Callback<SessionWithId[]>): void
+  all(): Promise<SessionWithId[]>
+  length(callback: Callback<number>): void
+  length(): Promise<number>
+  ids(callback: Callback<string[]>): void
+  ids(): Promise<string[]>
+  clear(callback: Callback<void>): void
+  clear(): Promise<void>
+
+  /**
+   * The session named by the signed session cookie in a raw `Cookie` header (as seen on a
+   * WebSocket upgrade); `null` when the cookie is missing, badly signed or unknown.
+   */
+  getSessionFromRawCookie(rawCookie: string | undefined | null): Promise<SessionData | null>
+  /** The `userId` of the session named by `req.headers.cookie`, or `null`. */
+  getUserIdFromCookie(req: Pick<IncomingMessage, 'headers'>): Promise<string | null>
+  /** Regenerates the session id (against fixation), sets `req.session.userId`, saves. */
+  saveSession(req: { session: import('express-session').Session }, userId: string): Promise<void>
+  /** Removes the session `sid`. */
+  destroySession(sid: string): Promise<void>
+  /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
+  close(): Promise<void>
+
+  on(event: 'connect', listener: () => void): this
+  on(event: 'disconnect', listener: (reason: string) => void): this
+  on(event: 'error', listener: (err: Error & { code?: string }) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+/** Byte-identical to `require('cookie-signature').sign(value, secret)`. */
+export declare function sign(value: string, secret: string): string
+
+/**
+ * `cookie-signature`'s `unsign`, tried against each secret in order (constant-time).
+ * Returns the unsigned value, or `false`. Never throws on malformed input.
+ */
+export declare function unsign(input: string, secret: string | string[]): string | false

@@ -179,6 +179,10 @@ class RedisStore extends Store {
     if (typeof sid !== 'string') {
       return Promise.reject(argumentError('sid', 'must be a string'))
     }
+    // A lone surrogate would reach Rust as U+FFFD and name another sid's key.
+    if (!sid.isWellFormed()) {
+      return Promise.reject(argumentError('sid', 'must be well-formed UTF-16'))
+    }
     return this.#call(fn)
   }
 
@@ -240,10 +244,14 @@ class RedisStore extends Store {
   }
 }
 
+/** The cookie's `expires` in epoch ms, or null when it has none (a Date, or its JSON). */
 function cookieExpiry(session) {
   const expires = session && session.cookie ? session.cookie.expires : undefined
   if (expires === undefined || expires === null || expires === false) return null
-  const at = expires instanceof Date ? expires.getTime() : new Date(expires).getTime()
+  if (!(expires instanceof Date) && typeof expires !== 'string' && typeof expires !== 'number') {
+    throw argumentError('session', '`cookie.expires` must be a Date, a string or a number')
+  }
+  const at = new Date(expires).getTime()
   return Number.isFinite(at) ? at : null
 }
 

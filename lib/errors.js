@@ -9,15 +9,23 @@
 
 const CODE_PREFIX = /^(ERR_[A-Z_]+): /
 
-/** Moves the code prefix of a native error's message into `err.code`. */
+/** Codes of errors that are the caller's mistake: they surface as `TypeError`s. */
+const TYPE_ERROR_CODES = new Set(['ERR_INVALID_ARG', 'ERR_INVALID_OPTION'])
+
+/**
+ * Moves the code prefix of a native error's message into `err.code`; a bad option or
+ * argument becomes a `TypeError`, like the ones raised on the JS side.
+ */
 function fromNative(err) {
   if (!(err instanceof Error)) return new StoreError('ERR_INTERNAL', String(err))
   const match = CODE_PREFIX.exec(err.message)
-  if (match) {
-    err.code = match[1]
-    err.message = err.message.slice(match[0].length)
-  }
-  return err
+  if (!match) return err
+
+  const message = err.message.slice(match[0].length)
+  const coded = TYPE_ERROR_CODES.has(match[1]) ? new TypeError(message) : err
+  coded.message = message
+  coded.code = match[1]
+  return coded
 }
 
 /** An `Error` with a stable `code`, for failures found on the JS side. */

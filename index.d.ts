@@ -52,6 +52,11 @@ export interface RedisStoreOptions {
   maxSessionBytes?: number
   /** `COUNT` hint of each SCAN step in `all`, `ids`, `length`, `clear`. Default 1000. */
   scanCount?: number
+  /**
+   * Seconds during which a destroyed session refuses late writes (`set`, `touch`) from
+   * requests that loaded it before the logout. Default 300.
+   */
+  tombstoneTtl?: number
 }
 
 /** A session returned by `all`, with its id. */

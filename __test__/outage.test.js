@@ -79,7 +79,7 @@ describe('when Redis fails', () => {
 })
 
 describe('when Redis is not there at start', () => {
-  it('calls fail within the command timeout, and the store connects once Redis starts', async () => {
+  it('calls fail within the timeout, and the store connects once Redis starts', async () => {
     const server = await RedisServer.start()
     await server.kill()
     const store = new RedisStore({ url: server.url, secret: 's', commandTimeout: 500 })

@@ -20,6 +20,7 @@ const DEFAULTS = Object.freeze({
   connectTimeout: 2000,
   reconnectMaxDelay: 500,
   maxSessionBytes: 1024 * 1024,
+  tombstoneTtl: 300,
 })
 
 /** Validates `options` and returns `{ js, native }` settings. */
@@ -50,6 +51,7 @@ function normalizeOptions(options) {
     connectTimeout: countOption(options, 'connectTimeout'),
     reconnectMaxDelay: countOption(options, 'reconnectMaxDelay'),
     scanCount: countOption(options, 'scanCount'),
+    tombstoneTtl: countOption(options, 'tombstoneTtl'),
   }
   return { js, native }
 }

@@ -4,24 +4,76 @@
 //! escaped by the caller (see `limits::glob_escape`).
 
 use redis::aio::MultiplexedConnection;
-use redis::{cmd, Value};
+use redis::{cmd, Script, Value};
 
 use crate::connection::Link;
 use crate::error::Result;
+use crate::ttl::Expiry;
 
 /// Keys per MGET / DEL batch, to keep each command's reply and latency bounded.
 const BATCH: usize = 500;
+
+/// The scripts' encoding of an expiry: milliseconds, `""` for none, `"0"` to delete.
+fn expiry_argument(expiry: Expiry) -> String {
+    match expiry {
+        Expiry::Millis(millis) => millis.max(1).to_string(),
+        Expiry::Never => String::new(),
+        Expiry::Delete => "0".to_owned(),
+    }
+}
+
+/// Writes unless a tombstone is there. KEYS[1]: the session key. ARGV[1]: the sealed value;
+/// ARGV[2]: milliseconds to live, `""` for no expiry, `"0"` to delete instead.
+const WRITE_SCRIPT: &str = r"
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then return 0 end
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+";
+
+/// Renews a live value only. KEYS[1]: the session key. ARGV[1]: milliseconds, `"0"` deletes.
+const RENEW_SCRIPT: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+if ARGV[1] == '0' then return redis.call('DEL', KEYS[1]) end
+return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+";
+
+/// Replaces the key with a tombstone. KEYS[1]: the session key. ARGV[1]: its lifetime in ms.
+const BURY_SCRIPT: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'destroyed', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
+/// The Lua scripts, hashed once; sent with EVALSHA, loaded again after a server restart.
+struct Scripts {
+    write: Script,
+    renew: Script,
+    bury: Script,
+}
 
 /// Redis operations on one supervised connection.
 pub struct Backend {
     link: Link,
     scan_count: u32,
+    scripts: Scripts,
 }
 
 impl Backend {
     /// Wraps a started link; `scan_count` is the `COUNT` hint of each SCAN step.
     pub fn new(link: Link, scan_count: u32) -> Self {
-        Self { link, scan_count }
+        let scripts = Scripts {
+            write: Script::new(WRITE_SCRIPT),
+            renew: Script::new(RENEW_SCRIPT),
+            bury: Script::new(BURY_SCRIPT),
+        };
+        Self { link, scan_count, scripts }
     }
 
     /// The underlying link (for closing and timing).
@@ -29,28 +81,49 @@ impl Backend {
         &self.link
     }
 
-    /// `GET key`.
+    /// `GET key`; a tombstone (see [`Backend::bury`]) reads as no value.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.link
-            .run(|mut conn| async move { cmd("GET").arg(key).query_async(&mut conn).await })
+            .run(|mut conn| async move {
+                match cmd("GET").arg(key).query_async(&mut conn).await {
+                    Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
+                    other => other,
+                }
+            })
             .await
     }
 
-    /// `SET key value PX millis`, or without expiry when `millis` is `None`.
-    pub async fn set(&self, key: &[u8], value: &[u8], millis: Option<u64>) -> Result<()> {
-        let mut command = cmd("SET");
-        command.arg(key).arg(value);
-        if let Some(millis) = millis {
-            command.arg("PX").arg(millis);
-        }
-        self.link.run(|mut conn| async move { command.exec_async(&mut conn).await }).await
-    }
-
-    /// `PEXPIRE key millis`; `true` when the key existed.
-    pub async fn pexpire(&self, key: &[u8], millis: u64) -> Result<bool> {
+    /// Writes `value` with the given lifetime, unless the key holds a tombstone; returns
+    /// whether it was written. [`Expiry::Delete`] removes a live value instead.
+    pub async fn write(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<bool> {
+        let millis = expiry_argument(expiry);
         self.link
             .run(|mut conn| async move {
-                cmd("PEXPIRE").arg(key).arg(millis).query_async(&mut conn).await
+                self.scripts.write.key(key).arg(value).arg(millis).invoke_async(&mut conn).await
+            })
+            .await
+    }
+
+    /// Sets the lifetime of a live value ([`Expiry::Delete`] removes it); a missing key or a
+    /// tombstone is left alone. Returns whether a live value was there.
+    pub async fn renew(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
+        let millis = expiry_argument(expiry);
+        self.link
+            .run(|mut conn| async move {
+                self.scripts.renew.key(key).arg(millis).invoke_async(&mut conn).await
+            })
+            .await
+    }
+
+    /// Replaces whatever is at `key` with a tombstone living `millis`: a small hash that a
+    /// late [`Backend::write`] or [`Backend::renew`] will not overwrite, so a destroyed
+    /// session cannot be brought back by a request that loaded it before. Being a single key
+    /// of another type, it needs no second key (so it works on Redis Cluster) and `SCAN ...
+    /// TYPE string` skips it.
+    pub async fn bury(&self, key: &[u8], millis: u64) -> Result<()> {
+        self.link
+            .run(|mut conn| async move {
+                self.scripts.bury.key(key).arg(millis).invoke_async::<()>(&mut conn).await
             })
             .await
     }
@@ -82,8 +155,8 @@ impl Backend {
         Ok(values)
     }
 
-    /// Every key matching `pattern`, walked with `SCAN` (never `KEYS`); a key reported twice
-    /// by SCAN (it may do so while the keyspace is rehashed) is kept once.
+    /// Every string key matching `pattern` (tombstones are hashes, so they are skipped),
+    /// walked with `SCAN` (never `KEYS`); a key SCAN reports twice is kept once.
     pub async fn scan(&self, pattern: &str) -> Result<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -117,6 +190,8 @@ async fn scan_step(
         .arg(pattern)
         .arg("COUNT")
         .arg(count)
+        .arg("TYPE")
+        .arg("string")
         .query_async(&mut conn)
         .await?;
     Ok(redis::from_redis_value(reply)?)

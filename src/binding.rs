@@ -38,6 +38,8 @@ pub struct NativeOptions {
     pub max_session_bytes: Option<f64>,
     /// SCAN COUNT hint.
     pub scan_count: Option<f64>,
+    /// Tombstone lifetime in seconds.
+    pub tombstone_ttl: Option<f64>,
     /// Command timeout in ms.
     pub command_timeout: Option<f64>,
     /// Connection attempt timeout in ms.
@@ -229,6 +231,7 @@ fn store_options(options: NativeOptions) -> StoreOptions {
         cookie_name: options.cookie_name,
         max_session_bytes: options.max_session_bytes,
         scan_count: options.scan_count,
+        tombstone_ttl_secs: options.tombstone_ttl,
         command_timeout_ms: options.command_timeout,
         connect_timeout_ms: options.connect_timeout,
         reconnect_max_delay_ms: options.reconnect_max_delay,

@@ -17,6 +17,10 @@ use crate::store::StoreSettings;
 /// a short step for Redis.
 pub const DEFAULT_SCAN_COUNT: u32 = 1000;
 
+/// The default lifetime of a tombstone: five minutes, longer than any request that could
+/// still write back a session it loaded before the logout.
+pub const DEFAULT_TOMBSTONE_MS: u64 = 300_000;
+
 /// An encryption key as given: raw bytes, or base64 text.
 pub enum KeyInput {
     /// 32 raw bytes (a Node `Buffer`).
@@ -41,6 +45,8 @@ pub struct StoreOptions {
     pub max_session_bytes: Option<f64>,
     /// `COUNT` hint of each SCAN step.
     pub scan_count: Option<f64>,
+    /// Lifetime of a destroyed session's tombstone, in seconds.
+    pub tombstone_ttl_secs: Option<f64>,
     /// Bound of one command, in milliseconds.
     pub command_timeout_ms: Option<f64>,
     /// Bound of one connection attempt, in milliseconds.
@@ -72,6 +78,8 @@ pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
             .map_or(DEFAULT_MAX_SESSION_BYTES, |bytes| bytes as usize),
         scan_count: positive("scanCount", options.scan_count)?
             .map_or(DEFAULT_SCAN_COUNT, |count| count.min(u32::MAX as u64) as u32),
+        tombstone_ms: positive("tombstoneTtl", options.tombstone_ttl_secs)?
+            .map_or(DEFAULT_TOMBSTONE_MS, |secs| secs.saturating_mul(1000)),
         timing,
     })
 }
@@ -133,13 +141,14 @@ fn timing(options: &StoreOptions) -> Result<LinkTiming> {
     Ok(timing)
 }
 
+/// 2^53, above which a JS number no longer holds every whole number.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
+
 /// A whole number above zero and below 2^53, or absent.
 fn positive(option: &'static str, value: Option<f64>) -> Result<Option<u64>> {
     match value {
         None => Ok(None),
-        Some(v) if v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v < 9_007_199_254_740_992.0 => {
-            Ok(Some(v as u64))
-        }
+        Some(v) if v >= 1.0 && v.fract() == 0.0 && v < MAX_SAFE_INTEGER => Ok(Some(v as u64)),
         Some(_) => Err(StoreError::option(option, "must be a positive whole number")),
     }
 }
@@ -157,6 +166,7 @@ mod tests {
             cookie_name: "connect.sid".into(),
             max_session_bytes: None,
             scan_count: None,
+            tombstone_ttl_secs: None,
             command_timeout_ms: None,
             connect_timeout_ms: None,
             reconnect_max_delay_ms: None,

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "node")]
 pub mod binding;
 pub mod config;
 pub mod connection;

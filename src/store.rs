@@ -31,6 +31,8 @@ pub struct StoreSettings {
     pub max_session_bytes: usize,
     /// `COUNT` hint of each SCAN step.
     pub scan_count: u32,
+    /// How long a destroyed session's tombstone refuses late writes, in milliseconds.
+    pub tombstone_ms: u64,
     /// Connection timing.
     pub timing: LinkTiming,
 }
@@ -61,6 +63,7 @@ pub struct SessionStore {
     keys: KeyRing,
     cookie_name: String,
     max_session_bytes: usize,
+    tombstone_ms: u64,
 }
 
 impl SessionStore {
@@ -75,6 +78,7 @@ impl SessionStore {
             keys: settings.keys,
             cookie_name: settings.cookie_name,
             max_session_bytes: settings.max_session_bytes,
+            tombstone_ms: settings.tombstone_ms,
         }
     }
 
@@ -103,17 +107,14 @@ impl SessionStore {
         check_payload(json, self.max_session_bytes)?;
         let key = self.key(sid);
 
-        match ttl::expiry(expires_at_ms, ttl_secs, ttl::now_ms()) {
-            Expiry::Delete => self.backend.del(&[key]).await.map(drop),
-            Expiry::Millis(millis) => {
-                let sealed = envelope::seal(&self.keys, &key, json)?;
-                self.backend.set(&key, &sealed, Some(millis)).await
-            }
-            Expiry::Never => {
-                let sealed = envelope::seal(&self.keys, &key, json)?;
-                self.backend.set(&key, &sealed, None).await
-            }
-        }
+        let expiry = ttl::expiry(expires_at_ms, ttl_secs, ttl::now_ms());
+        let sealed = match expiry {
+            Expiry::Delete => Vec::new(),
+            _ => envelope::seal(&self.keys, &key, json)?,
+        };
+
+        // A refused write means the session was destroyed meanwhile: it stays destroyed.
+        self.backend.write(&key, &sealed, expiry).await.map(drop)
     }
 
     /// Renews the lifetime of an existing session; a missing one stays missing.
@@ -127,16 +128,16 @@ impl SessionStore {
         let key = self.key(sid);
 
         match ttl::expiry(expires_at_ms, ttl_secs, ttl::now_ms()) {
-            Expiry::Delete => self.backend.del(&[key]).await.map(drop),
-            Expiry::Millis(millis) => self.backend.pexpire(&key, millis).await.map(drop),
             Expiry::Never => Ok(()),
+            expiry => self.backend.renew(&key, expiry).await.map(drop),
         }
     }
 
-    /// Removes the session of `sid`.
+    /// Removes the session of `sid`, leaving a tombstone for the configured time so that a
+    /// concurrent request that loaded it before cannot write it back.
     pub async fn destroy(&self, sid: &str) -> Result<()> {
         check_sid(sid)?;
-        self.backend.del(&[self.key(sid)]).await.map(drop)
+        self.backend.bury(&self.key(sid), self.tombstone_ms).await
     }
 
     /// The ids of every session under the prefix.
@@ -168,7 +169,8 @@ impl SessionStore {
         Ok(out)
     }
 
-    /// Deletes every session under the prefix, and nothing else.
+    /// Deletes every session under the prefix, and nothing else (tombstones stay until they
+    /// expire, so they keep protecting against late writes).
     pub async fn clear(&self) -> Result<u64> {
         let keys = self.scan().await?;
         self.backend.del(&keys).await

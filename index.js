@@ -320,7 +320,7 @@ function cookieExpiry(session) {
   if (!(expires instanceof Date) && typeof expires !== 'string' && typeof expires !== 'number') {
     throw argumentError('session', '`cookie.expires` must be a Date, a string or a number')
   }
-  const at = new Date(expires).getTime()
+  const at = expires instanceof Date ? expires.getTime() : new Date(expires).getTime()
   return Number.isFinite(at) ? at : null
 }
 

@@ -291,3 +291,26 @@ fn to_napi(err: StoreError) -> napi::Error {
 fn coded_message(err: &StoreError) -> String {
     format!("{}: {err}", err.code())
 }
+
+/// Tokio worker threads for the store. The work per operation is small and all operations
+/// share one connection, so one worker keeps up with Node's main thread; more workers only
+/// add thread wake-ups competing for the same cores. `SEALED_REDIS_SESSION_THREADS`
+/// overrides it.
+const DEFAULT_WORKER_THREADS: usize = 1;
+
+#[napi_derive::module_init]
+fn init_runtime() {
+    let threads = std::env::var("SEALED_REDIS_SESSION_THREADS")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .filter(|&threads| threads > 0)
+        .unwrap_or(DEFAULT_WORKER_THREADS);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("sealed-redis-session")
+        .enable_all()
+        .build();
+    if let Ok(runtime) = runtime {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}

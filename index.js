@@ -8,8 +8,23 @@
 
 const { Store } = require('express-session')
 const native = require('./native.js')
-const { StoreError, argumentError, fromNative, settle } = require('./lib/errors')
+const {
+  StoreError, argumentError, errorFrom, fromNative, invoke, settle,
+} = require('./lib/errors')
 const { normalizeOptions } = require('./lib/options')
+
+/** Operation codes of the native `submit`. */
+const OP_GET = 0
+const OP_SET = 1
+const OP_TOUCH = 2
+const OP_DESTROY = 3
+const OP_SESSION_FROM_COOKIE = 4
+
+/** Statuses in the native result batches. */
+const STATUS_OK = 0
+const STATUS_FAILED = 1
+const STATUS_CONNECTED = 2
+const STATUS_DISCONNECTED = 3
 
 class RedisStore extends Store {
   #native
@@ -17,6 +32,11 @@ class RedisStore extends Store {
   #ttl
   #disableTouch
   #disableTTL
+  // Calls in flight, by id: the caller's callback and how to finish its result. Parallel
+  // arrays with recycled ids keep the hot path free of per-call objects.
+  #callbacks = []
+  #finishers = []
+  #freeIds = []
 
   /** See README: `secret` is required; every other option has a default. */
   constructor(options) {
@@ -30,27 +50,41 @@ class RedisStore extends Store {
     this.#disableTTL = js.disableTTL
 
     try {
-      this.#native = new native.NativeStore(nativeOptions, ([event, detail]) =>
-        this.#onLink(event, detail))
+      this.#native = new native.NativeStore(nativeOptions, (flat) => this.#onBatch(flat))
     } catch (err) {
       throw fromNative(err)
     }
   }
 
   get(sid, cb) {
-    return settle(this.#get(sid), cb)
+    return this.#run(OP_GET, sid, null, null, null, this.#finishSession, cb)
   }
 
   set(sid, session, cb) {
-    return settle(this.#set(sid, session), cb)
+    let json
+    let lifetime
+    try {
+      json = this.#serialize(session)
+      lifetime = this.#lifetime(session)
+    } catch (err) {
+      return fail(err, cb)
+    }
+    return this.#run(OP_SET, sid, json, lifetime.expiresAt, lifetime.ttl, finishPlain, cb)
   }
 
   touch(sid, session, cb) {
-    return settle(this.#touch(sid, session), cb)
+    if (this.#disableTouch || this.#disableTTL) return succeed(cb)
+    let lifetime
+    try {
+      lifetime = this.#lifetime(session)
+    } catch (err) {
+      return fail(err, cb)
+    }
+    return this.#run(OP_TOUCH, sid, null, lifetime.expiresAt, lifetime.ttl, finishPlain, cb)
   }
 
   destroy(sid, cb) {
-    return settle(this.#destroy(sid), cb)
+    return this.#run(OP_DESTROY, sid, null, null, null, finishPlain, cb)
   }
 
   all(cb) {
@@ -70,11 +104,10 @@ class RedisStore extends Store {
   }
 
   /** The session named by the signed cookie in a raw `Cookie` header, or `null`. */
-  async getSessionFromRawCookie(rawCookie) {
-    if (typeof rawCookie !== 'string' || rawCookie === '') return null
-    const json = await this.#call(() => this.#native.sessionFromCookie(rawCookie))
-      .catch((err) => this.#unreadable(err))
-    return this.#parse(json)
+  getSessionFromRawCookie(rawCookie) {
+    if (typeof rawCookie !== 'string' || rawCookie === '') return Promise.resolve(null)
+    if (!rawCookie.isWellFormed()) return Promise.resolve(null)
+    return this.#run(OP_SESSION_FROM_COOKIE, rawCookie, null, null, null, this.#finishSession)
   }
 
   /** The `userId` of the session named by `req.headers.cookie`, or `null`. */
@@ -105,7 +138,7 @@ class RedisStore extends Store {
 
   /** Removes the session `sid`. */
   destroySession(sid) {
-    return this.#destroy(sid)
+    return this.destroy(sid)
   }
 
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
@@ -113,38 +146,67 @@ class RedisStore extends Store {
     return this.#call(() => this.#native.close())
   }
 
-  #get(sid) {
-    return this.#withSid(sid, () => this.#native.get(sid))
-      .catch((err) => this.#unreadable(err))
-      .then((json) => this.#parse(json))
-  }
-
-  #set(sid, session) {
-    let json
-    let lifetime
-    try {
-      json = this.#serialize(session)
-      lifetime = this.#lifetime(session)
-    } catch (err) {
-      return Promise.reject(err)
+  /** Starts a per-request operation; `cb`, or the returned Promise, gets its result. */
+  #run(op, key, json, expiresAt, ttl, finish, cb) {
+    if (typeof cb === 'function') {
+      this.#submit(op, key, json, expiresAt, ttl, finish, cb)
+      return undefined
     }
-    return this.#withSid(sid, () =>
-      this.#native.set(sid, json, lifetime.expiresAt, lifetime.ttl))
+    return new Promise((resolve, reject) => {
+      this.#submit(op, key, json, expiresAt, ttl, finish, (err, value) =>
+        err ? reject(err) : resolve(value))
+    })
   }
 
-  #touch(sid, session) {
-    if (this.#disableTouch || this.#disableTTL) return Promise.resolve()
-    let lifetime
+  #submit(op, key, json, expiresAt, ttl, finish, cb) {
+    if (typeof key !== 'string') return fail(argumentError('sid', 'must be a string'), cb)
+    // A lone surrogate would reach Rust as U+FFFD and name another sid's key.
+    if (!key.isWellFormed()) return fail(argumentError('sid', 'must be well-formed UTF-16'), cb)
+
+    const id = this.#freeIds.length > 0 ? this.#freeIds.pop() : this.#callbacks.length
+    this.#callbacks[id] = cb
+    this.#finishers[id] = finish
     try {
-      lifetime = this.#lifetime(session)
+      this.#native.submit(op, id, key, json, expiresAt, ttl)
     } catch (err) {
-      return Promise.reject(err)
+      this.#take(id)
+      fail(fromNative(err), cb)
     }
-    return this.#withSid(sid, () => this.#native.touch(sid, lifetime.expiresAt, lifetime.ttl))
   }
 
-  #destroy(sid) {
-    return this.#withSid(sid, () => this.#native.destroy(sid))
+  /** Results and link events from Rust: `[id, status, value]` triples. */
+  #onBatch(flat) {
+    for (let i = 0; i < flat.length; i += 3) {
+      const status = flat[i + 1]
+      if (status === STATUS_OK) this.#finish(flat[i], null, flat[i + 2])
+      else if (status === STATUS_FAILED) this.#finish(flat[i], errorFrom(flat[i + 2]), null)
+      else if (status === STATUS_CONNECTED) guarded(() => this.emit('connect'))
+      else if (status === STATUS_DISCONNECTED) guarded(() => this.emit('disconnect', flat[i + 2]))
+    }
+  }
+
+  #finish(id, err, value) {
+    const cb = this.#callbacks[id]
+    const finish = this.#take(id)
+    finish.call(this, err, value, cb)
+  }
+
+  #take(id) {
+    const finish = this.#finishers[id]
+    this.#callbacks[id] = undefined
+    this.#finishers[id] = undefined
+    this.#freeIds.push(id)
+    return finish
+  }
+
+  /** For reads: parse the JSON; a value that does not decrypt reads as no session. */
+  #finishSession(err, json, cb) {
+    if (err !== null) {
+      if (err.code !== 'ERR_DECRYPT') return invoke(cb, err)
+      this.#report(err)
+      return invoke(cb, null, null)
+    }
+    invoke(cb, null, this.#parse(json))
   }
 
   async #all() {
@@ -164,7 +226,7 @@ class RedisStore extends Store {
     return out
   }
 
-  /** Runs a native call, turning a synchronous throw into a rejection and coding errors. */
+  /** Runs a native async call, turning a synchronous throw into a rejection and coding errors. */
   #call(fn) {
     try {
       return fn().catch((err) => {
@@ -173,17 +235,6 @@ class RedisStore extends Store {
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
-  }
-
-  #withSid(sid, fn) {
-    if (typeof sid !== 'string') {
-      return Promise.reject(argumentError('sid', 'must be a string'))
-    }
-    // A lone surrogate would reach Rust as U+FFFD and name another sid's key.
-    if (!sid.isWellFormed()) {
-      return Promise.reject(argumentError('sid', 'must be well-formed UTF-16'))
-    }
-    return this.#call(fn)
   }
 
   #serialize(session) {
@@ -204,7 +255,7 @@ class RedisStore extends Store {
 
   /** `{ expiresAt, ttl }` for the native store: cookie expiry (epoch ms) or TTL (s). */
   #lifetime(session) {
-    if (this.#disableTTL) return { expiresAt: null, ttl: null }
+    if (this.#disableTTL) return NO_LIFETIME
     const expiresAt = cookieExpiry(session)
     if (expiresAt !== null) return { expiresAt, ttl: null }
     const ttl = typeof this.#ttl === 'function' ? this.#ttl(session) : this.#ttl
@@ -212,15 +263,6 @@ class RedisStore extends Store {
       throw argumentError('ttl', 'the ttl function must return a number of seconds')
     }
     return { expiresAt: null, ttl }
-  }
-
-  /** A decrypt failure reads as no session and is reported; anything else propagates. */
-  #unreadable(err) {
-    if (err && err.code === 'ERR_DECRYPT') {
-      this.#report(err)
-      return null
-    }
-    throw err
   }
 
   #parse(json) {
@@ -233,14 +275,41 @@ class RedisStore extends Store {
     }
   }
 
-  #onLink(event, detail) {
-    if (event === 'connect') this.emit('connect')
-    else if (event === 'disconnect') this.emit('disconnect', detail)
-  }
-
   /** Emits `error` only when someone listens: an unheard `error` would crash the process. */
   #report(err) {
-    if (this.listenerCount('error') > 0) this.emit('error', err)
+    if (this.listenerCount('error') > 0) guarded(() => this.emit('error', err))
+  }
+}
+
+const NO_LIFETIME = Object.freeze({ expiresAt: null, ttl: null })
+
+/** For writes: nothing to return. */
+function finishPlain(err, _value, cb) {
+  invoke(cb, err)
+}
+
+/** Delivers `err` to `cb` on a later tick, or returns it as a rejected Promise. */
+function fail(err, cb) {
+  if (typeof cb !== 'function') return Promise.reject(err)
+  process.nextTick(invoke, cb, err)
+  return undefined
+}
+
+/** Delivers success to `cb` on a later tick, or returns a resolved Promise. */
+function succeed(cb) {
+  if (typeof cb !== 'function') return Promise.resolve()
+  process.nextTick(invoke, cb, null)
+  return undefined
+}
+
+/** Runs a listener call so that a throw cannot cut a batch short: it is rethrown later. */
+function guarded(fn) {
+  try {
+    fn()
+  } catch (thrown) {
+    process.nextTick(() => {
+      throw thrown
+    })
   }
 }
 
@@ -251,7 +320,7 @@ function cookieExpiry(session) {
   if (!(expires instanceof Date) && typeof expires !== 'string' && typeof expires !== 'number') {
     throw argumentError('session', '`cookie.expires` must be a Date, a string or a number')
   }
-  const at = new Date(expires).getTime()
+  const at = expires instanceof Date ? expires.getTime() : new Date(expires).getTime()
   return Number.isFinite(at) ? at : null
 }
 

@@ -28,6 +28,11 @@ function fromNative(err) {
   return coded
 }
 
+/** The `Error` for a coded message from a native result batch (`ERR_REDIS: ...`). */
+function errorFrom(message) {
+  return fromNative(new Error(message))
+}
+
 /** An `Error` with a stable `code`, for failures found on the JS side. */
 class StoreError extends Error {
   constructor(code, message) {
@@ -65,6 +70,7 @@ function settle(promise, cb) {
   return undefined
 }
 
+/** Calls a node-style callback; a throw is rethrown on its own tick, never swallowed. */
 function invoke(cb, err, value) {
   try {
     if (err) cb(err)
@@ -76,4 +82,6 @@ function invoke(cb, err, value) {
   }
 }
 
-module.exports = { StoreError, argumentError, fromNative, optionError, settle }
+module.exports = {
+  StoreError, argumentError, errorFrom, fromNative, invoke, optionError, settle,
+}

@@ -1,22 +1,32 @@
 //! The Node-API surface: converts between JS values and the core, nothing more.
 //!
-//! This binding is internal; `index.js` adapts it to express-session. Errors cross as JS
-//! `Error`s whose message starts with the stable code (`ERR_REDIS: ...`), which `index.js`
-//! moves into `err.code`. A panic never crosses: it becomes an `ERR_INTERNAL` error.
+//! This binding is internal; `index.js` adapts it to express-session. The per-request
+//! operations (get, set, touch, destroy, session from cookie) go through `submit`: it returns
+//! at once, and results come back in batches through one `onBatch(flat)` call per wake-up of
+//! the event loop, where `flat` holds `[id, status, value]` triples (status 0: the value, a
+//! JSON string or null; 1: an error message; 2: `connect`; 3: `disconnect`, value the reason).
+//! Rare operations (listing, clearing, closing) are plain async methods.
+//!
+//! Errors cross as messages that start with the stable code (`ERR_REDIS: ...`), which
+//! `index.js` moves into `err.code`. A panic never crosses: it becomes `ERR_INTERNAL`.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, Either, Function};
+use napi::bindgen_prelude::{
+    spawn, within_runtime_if_available, Buffer, Either, Either3, Function, Null,
+};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use zeroize::Zeroizing;
 
 use crate::config::{self, KeyInput, StoreOptions};
-use crate::connection::{EventSink, LinkEvent};
+use crate::connection::EventSink;
+use crate::dispatch::{Dispatcher, Op, Outcome, Request};
 use crate::error::StoreError;
 use crate::signature;
 use crate::store::SessionStore;
@@ -66,79 +76,68 @@ pub struct NativeAll {
     pub undecryptable: u32,
 }
 
-type EventFn = ThreadsafeFunction<(String, String), (), (String, String), Status, false, true>;
+/// One value of a batch handed to JS.
+type BatchValue = Either3<u32, String, Null>;
+
+/// The JS batch callback; it keeps the process alive until the store is closed.
+type BatchFn = ThreadsafeFunction<(), (), Vec<BatchValue>, Status, false>;
 
 /// The native half of `RedisStore`.
 #[napi]
 pub struct NativeStore {
     inner: Arc<SessionStore>,
+    dispatcher: Arc<Dispatcher>,
+    batch_fn: Arc<Mutex<Option<BatchFn>>>,
 }
 
 #[napi]
 impl NativeStore {
-    /// Validates the options and starts connecting in the background. `onEvent(name, detail)`
-    /// receives `connect` and `disconnect`; it does not keep the process alive.
+    /// Validates the options and starts connecting in the background. `onBatch(flat)`
+    /// receives results and link events (see the module documentation). Like a socket, the
+    /// store keeps the process alive until `close()`.
     #[napi(constructor, catch_unwind)]
     pub fn new(
         options: NativeOptions,
-        on_event: Function<'_, (String, String), ()>,
+        on_batch: Function<'_, Vec<BatchValue>, ()>,
     ) -> napi::Result<Self> {
         let settings = config::validate(store_options(options)).map_err(to_napi)?;
-        let events: EventFn = on_event
-            .build_threadsafe_function()
+
+        // Outcomes wake JS through the callback, and the callback drains the outcomes: it
+        // holds the dispatcher weakly so that the two do not keep each other alive.
+        let batch_fn = Arc::new(Mutex::new(None));
+        let dispatcher = Arc::new(Dispatcher::new(wake(batch_fn.clone())));
+        let drained = Arc::downgrade(&dispatcher);
+        let built: BatchFn = on_batch
+            .build_threadsafe_function::<()>()
             .callee_handled::<false>()
-            .weak::<true>()
-            .build()?;
+            .build_callback(move |_ctx| Ok(flatten(drained.upgrade())))?;
+        if let Ok(mut slot) = batch_fn.lock() {
+            *slot = Some(built);
+        }
 
-        let sink: EventSink = Arc::new(move |event| {
-            let call = match event {
-                LinkEvent::Connected => ("connect".to_owned(), String::new()),
-                LinkEvent::Disconnected(reason) => ("disconnect".to_owned(), reason),
-            };
-            events.call(call, ThreadsafeFunctionCallMode::NonBlocking);
-        });
-
+        let sink: EventSink = Arc::new(dispatcher.event_sink());
         let inner = within_runtime_if_available(|| SessionStore::start(settings, sink));
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        spawn(dispatcher.run(inner.clone()));
+        Ok(Self { inner, dispatcher, batch_fn })
     }
 
-    /// The session JSON of `sid`, or null.
-    #[napi]
-    pub async fn get(&self, sid: String) -> napi::Result<Option<String>> {
-        let store = self.inner.clone();
-        guard(async move { store.get(&sid).await }).await
-    }
-
-    /// Writes `json` for `sid`; `expiresAt` is the cookie's expiry in epoch ms, if any.
-    #[napi]
-    pub async fn set(
+    /// Starts operation `op` (0 get, 1 set, 2 touch, 3 destroy, 4 session from a Cookie
+    /// header given as `key`); its outcome arrives in a batch under `id`.
+    #[napi(catch_unwind)]
+    pub fn submit(
         &self,
-        sid: String,
-        json: String,
+        op: u32,
+        id: u32,
+        key: String,
+        json: Option<String>,
         expires_at: Option<f64>,
         ttl_secs: Option<f64>,
     ) -> napi::Result<()> {
-        let store = self.inner.clone();
-        guard(async move { store.set(&sid, json.as_bytes(), expires_at, ttl_secs).await }).await
-    }
-
-    /// Renews the lifetime of an existing session.
-    #[napi]
-    pub async fn touch(
-        &self,
-        sid: String,
-        expires_at: Option<f64>,
-        ttl_secs: Option<f64>,
-    ) -> napi::Result<()> {
-        let store = self.inner.clone();
-        guard(async move { store.touch(&sid, expires_at, ttl_secs).await }).await
-    }
-
-    /// Removes a session.
-    #[napi]
-    pub async fn destroy(&self, sid: String) -> napi::Result<()> {
-        let store = self.inner.clone();
-        guard(async move { store.destroy(&sid).await }).await
+        let op = Op::from_code(op)
+            .ok_or_else(|| to_napi(StoreError::argument("op", "unknown operation")))?;
+        let request = Request { id, op, key, json, expires_at, ttl_secs };
+        self.dispatcher.submit(request).map_err(to_napi)
     }
 
     /// Every session id under the prefix.
@@ -176,25 +175,25 @@ impl NativeStore {
         Ok(u32::try_from(removed).unwrap_or(u32::MAX))
     }
 
-    /// The session JSON named by a raw Cookie header, or null.
-    #[napi]
-    pub async fn session_from_cookie(&self, header: String) -> napi::Result<Option<String>> {
-        let store = self.inner.clone();
-        guard(async move { store.session_from_cookie(&header).await }).await
-    }
-
     /// The verified session id in a raw Cookie header, or null.
     #[napi(catch_unwind)]
     pub fn sid_from_cookie(&self, header: String) -> Option<String> {
         self.inner.sid_from_cookie(&header)
     }
 
-    /// Closes the connection and stops reconnecting.
+    /// Closes the store: new operations are refused, those in flight settle (each is
+    /// bounded by the command timeout), then the connection closes and the batch callback is
+    /// released so the process can exit.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
-        let store = self.inner.clone();
+        let (store, dispatcher, batch_fn) =
+            (self.inner.clone(), self.dispatcher.clone(), self.batch_fn.clone());
+
         guard(async move {
+            dispatcher.drain(store.command_timeout() + Duration::from_secs(1)).await;
             store.close().await;
+            dispatcher.stop();
+            drop(batch_fn.lock().ok().and_then(|mut slot| slot.take()));
             Ok(())
         })
         .await
@@ -211,6 +210,37 @@ pub fn sign_cookie(value: String, secret: String) -> String {
 #[napi(js_name = "unsign", catch_unwind)]
 pub fn unsign_cookie(input: String, secrets: Vec<String>) -> Option<String> {
     signature::unsign(&input, &secrets).map(str::to_owned)
+}
+
+/// The wake-up of the outcome queue: one call of the JS batch callback.
+fn wake(slot: Arc<Mutex<Option<BatchFn>>>) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        if let Ok(guard) = slot.lock() {
+            if let Some(batch_fn) = guard.as_ref() {
+                batch_fn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }
+    }
+}
+
+/// Drains the outcomes into the flat `[id, status, value]` array that `onBatch` receives.
+fn flatten(dispatcher: Option<Arc<Dispatcher>>) -> Vec<BatchValue> {
+    let Some(dispatcher) = dispatcher else {
+        return Vec::new();
+    };
+    let outcomes = dispatcher.drain_outcomes();
+    let mut flat = Vec::with_capacity(outcomes.len() * 3);
+    for outcome in outcomes {
+        let (id, status, value) = match outcome {
+            Outcome::Done(id, Some(json)) => (id, 0, Either3::B(json)),
+            Outcome::Done(id, None) => (id, 0, Either3::C(Null)),
+            Outcome::Failed(id, err) => (id, 1, Either3::B(coded_message(&err))),
+            Outcome::Connected => (0, 2, Either3::C(Null)),
+            Outcome::Disconnected(reason) => (0, 3, Either3::B(reason)),
+        };
+        flat.extend([Either3::A(id), Either3::A(status), value]);
+    }
+    flat
 }
 
 fn store_options(options: NativeOptions) -> StoreOptions {
@@ -240,12 +270,47 @@ fn store_options(options: NativeOptions) -> StoreOptions {
 
 /// Runs a core future, turning its error, or a panic, into a coded JS error.
 async fn guard<T>(work: impl Future<Output = crate::error::Result<T>>) -> napi::Result<T> {
+    catch_panics(work).await.map_err(to_napi)
+}
+
+/// Runs a core future, turning a panic into [`StoreError::Internal`].
+async fn catch_panics<T>(
+    work: impl Future<Output = crate::error::Result<T>>,
+) -> crate::error::Result<T> {
     match AssertUnwindSafe(work).catch_unwind().await {
-        Ok(result) => result.map_err(to_napi),
-        Err(_) => Err(to_napi(StoreError::Internal("a panic was caught in the store".into()))),
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Internal("a panic was caught in the store".into())),
     }
 }
 
 fn to_napi(err: StoreError) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{}: {err}", err.code()))
+    napi::Error::new(Status::GenericFailure, coded_message(&err))
+}
+
+/// The message JS turns into an `Error` with `code`.
+fn coded_message(err: &StoreError) -> String {
+    format!("{}: {err}", err.code())
+}
+
+/// Tokio worker threads for the store. The work per operation is small and all operations
+/// share one connection, so one worker keeps up with Node's main thread; more workers only
+/// add thread wake-ups competing for the same cores. `SEALED_REDIS_SESSION_THREADS`
+/// overrides it.
+const DEFAULT_WORKER_THREADS: usize = 1;
+
+#[napi_derive::module_init]
+fn init_runtime() {
+    let threads = std::env::var("SEALED_REDIS_SESSION_THREADS")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .filter(|&threads| threads > 0)
+        .unwrap_or(DEFAULT_WORKER_THREADS);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("sealed-redis-session")
+        .enable_all()
+        .build();
+    if let Ok(runtime) = runtime {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
 }

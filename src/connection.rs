@@ -150,6 +150,11 @@ impl Link {
             return Err(StoreError::Closed);
         }
 
+        // Fast path: a live connection, taken without registering as a watcher.
+        if let Some(current) = self.shared.current.borrow().as_ref() {
+            return Ok(current.clone());
+        }
+
         let mut receiver = self.shared.current.subscribe();
         let current = receiver
             .wait_for(|current| current.is_some() || self.is_closed())
@@ -226,9 +231,11 @@ impl Supervisor {
     }
 
     async fn connect_once(&self) -> Option<MultiplexedConnection> {
+        // Commands are bounded by `Link::run`; a second timer per command inside redis-rs
+        // would only cost time.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timing.connect_timeout))
-            .set_response_timeout(Some(self.timing.command_timeout));
+            .set_response_timeout(None);
 
         let attempt = self.client.get_multiplexed_async_connection_with_config(&config);
         let shutdown = self.shared.shutdown.notified();

@@ -7,11 +7,13 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod batch_queue;
 #[cfg(feature = "node")]
 pub mod binding;
 pub mod config;
 pub mod connection;
 pub mod cookie_header;
+pub mod dispatch;
 pub mod envelope;
 pub mod error;
 pub mod keys;

@@ -195,6 +195,16 @@ impl SessionStore {
         signature::unsign(signed, &self.secrets).map(str::to_owned)
     }
 
+    /// Whether [`SessionStore::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.backend.link().is_closed()
+    }
+
+    /// The bound of one command.
+    pub fn command_timeout(&self) -> std::time::Duration {
+        self.backend.link().command_timeout()
+    }
+
     /// Closes the connection; commands in flight settle, later ones fail with `Closed`.
     pub async fn close(&self) {
         self.backend.link().close().await;

@@ -1,0 +1,87 @@
+//! A hand-off queue between two threads that wakes its consumer once per batch.
+//!
+//! Waking a thread (Node's event loop, or a parked Tokio worker) costs more than the work
+//! of one session operation, so operations and their results cross in batches: the `wake`
+//! function runs only when the queue goes from empty to non-empty, and
+//! [`BatchQueue::drain`] takes everything that arrived until the woken side got to it.
+
+use std::sync::Mutex;
+
+/// A queue with a wake-up on its first item.
+pub struct BatchQueue<T> {
+    items: Mutex<Vec<T>>,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl<T> BatchQueue<T> {
+    /// A queue that calls `wake` whenever it stops being empty.
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        Self { items: Mutex::new(Vec::new()), wake: Box::new(wake) }
+    }
+
+    /// Adds an item, waking the consumer if it is the first one since the last drain.
+    pub fn push(&self, item: T) {
+        let first = {
+            let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            items.push(item);
+            items.len() == 1
+        };
+        if first {
+            (self.wake)();
+        }
+    }
+
+    /// Takes every queued item, in the order they were pushed.
+    pub fn drain(&self) -> Vec<T> {
+        let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut *items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn wakes_once_per_batch() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let counter = wakes.clone();
+        let queue = BatchQueue::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+
+        queue.push(1);
+        queue.push(2);
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(queue.drain(), vec![1, 2]);
+
+        queue.push(3);
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(queue.drain().len(), 1);
+        assert!(queue.drain().is_empty());
+    }
+
+    #[test]
+    fn no_item_is_lost_across_threads() {
+        let queue = Arc::new(BatchQueue::new(|| {}));
+        let producers: Vec<_> = (0..4)
+            .map(|t| {
+                let queue = queue.clone();
+                std::thread::spawn(move || (0..1000).for_each(|i| queue.push(t * 1000 + i)))
+            })
+            .collect();
+
+        let mut seen = 0;
+        while seen < 4000 {
+            seen += queue.drain().len();
+            if producers.iter().all(|p| p.is_finished()) {
+                seen += queue.drain().len();
+                break;
+            }
+        }
+        producers.into_iter().for_each(|p| p.join().unwrap());
+        assert_eq!(seen + queue.drain().len(), 4000);
+    }
+}

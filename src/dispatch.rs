@@ -1,0 +1,193 @@
+//! Per-request operations, submitted from Node's thread and finished in batches.
+//!
+//! `submit` only queues the request: a dispatcher task on the Tokio runtime takes queued
+//! requests in batches, runs them concurrently on the store's one multiplexed connection, and
+//! queues their outcomes, waking the consumer (Node's event loop) once per batch. Neither
+//! side pays a thread wake-up per operation while the other is busy.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::Notify;
+
+use crate::batch_queue::BatchQueue;
+use crate::connection::LinkEvent;
+use crate::error::{Result, StoreError};
+use crate::store::SessionStore;
+
+/// A per-request operation of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `get(sid)`.
+    Get,
+    /// `set(sid, json, expiresAt, ttl)`.
+    Set,
+    /// `touch(sid, expiresAt, ttl)`.
+    Touch,
+    /// `destroy(sid)`.
+    Destroy,
+    /// The session named by a raw Cookie header (given in `key`).
+    SessionFromCookie,
+}
+
+impl Op {
+    /// The operation of a numeric code (0 to 4, in the order above).
+    pub fn from_code(code: u32) -> Option<Self> {
+        Some(match code {
+            0 => Self::Get,
+            1 => Self::Set,
+            2 => Self::Touch,
+            3 => Self::Destroy,
+            4 => Self::SessionFromCookie,
+            _ => return None,
+        })
+    }
+}
+
+/// One submitted operation and its arguments.
+#[derive(Debug)]
+pub struct Request {
+    /// The caller's id, returned with the outcome.
+    pub id: u32,
+    /// What to do.
+    pub op: Op,
+    /// The sid, or the Cookie header for [`Op::SessionFromCookie`].
+    pub key: String,
+    /// The session JSON, for [`Op::Set`].
+    pub json: Option<String>,
+    /// The cookie's expiry in epoch ms, for [`Op::Set`] and [`Op::Touch`].
+    pub expires_at: Option<f64>,
+    /// The TTL in seconds when there is no expiry, for [`Op::Set`] and [`Op::Touch`].
+    pub ttl_secs: Option<f64>,
+}
+
+/// What the consumer receives: an operation's outcome, or a change of the link.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Operation `id` finished with a session JSON (reads) or nothing.
+    Done(u32, Option<String>),
+    /// Operation `id` failed.
+    Failed(u32, StoreError),
+    /// The link is up.
+    Connected,
+    /// The link was lost, for the reason given.
+    Disconnected(String),
+}
+
+/// Queues requests and outcomes around one dispatcher task.
+pub struct Dispatcher {
+    requests: Arc<BatchQueue<Request>>,
+    ready: Arc<Notify>,
+    outcomes: Arc<BatchQueue<Outcome>>,
+    in_flight: Arc<AtomicUsize>,
+    closing: AtomicBool,
+}
+
+impl Dispatcher {
+    /// A dispatcher whose outcomes wake the consumer through `wake`.
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        let ready = Arc::new(Notify::new());
+        let notify = ready.clone();
+        Self {
+            requests: Arc::new(BatchQueue::new(move || notify.notify_one())),
+            ready,
+            outcomes: Arc::new(BatchQueue::new(wake)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// A sink for link events that feeds this dispatcher's outcomes.
+    pub fn event_sink(&self) -> impl Fn(LinkEvent) + Send + Sync + 'static {
+        let outcomes = self.outcomes.clone();
+        move |event| {
+            outcomes.push(match event {
+                LinkEvent::Connected => Outcome::Connected,
+                LinkEvent::Disconnected(reason) => Outcome::Disconnected(reason),
+            })
+        }
+    }
+
+    /// Queues a request; refused once closing started.
+    pub fn submit(&self, request: Request) -> Result<()> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.requests.push(request);
+        Ok(())
+    }
+
+    /// Takes the outcomes that are ready.
+    pub fn drain_outcomes(&self) -> Vec<Outcome> {
+        self.outcomes.drain()
+    }
+
+    /// The dispatcher task: runs until the store is closed and nothing is in flight.
+    pub fn run(&self, store: Arc<SessionStore>) -> impl std::future::Future<Output = ()> {
+        let (requests, outcomes) = (self.requests.clone(), self.outcomes.clone());
+        let (ready, in_flight) = (self.ready.clone(), self.in_flight.clone());
+        async move {
+            let mut running = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    _ = ready.notified() => {
+                        for request in requests.drain() {
+                            running.push(perform_guarded(store.clone(), request));
+                        }
+                    }
+                    Some(outcome) = running.next(), if !running.is_empty() => {
+                        outcomes.push(outcome);
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let idle = running.is_empty() && in_flight.load(Ordering::SeqCst) == 0;
+                if store.is_closed() && idle {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Refuses new requests, then waits (at most `limit`) for those in flight to finish.
+    pub async fn drain(&self, limit: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Lets the dispatcher task see that the store was closed, so that it ends.
+    pub fn stop(&self) {
+        self.ready.notify_one();
+    }
+}
+
+/// Runs one request, turning a panic into [`StoreError::Internal`].
+async fn perform_guarded(store: Arc<SessionStore>, request: Request) -> Outcome {
+    let id = request.id;
+    match AssertUnwindSafe(perform(&store, request)).catch_unwind().await {
+        Ok(Ok(value)) => Outcome::Done(id, value),
+        Ok(Err(err)) => Outcome::Failed(id, err),
+        Err(_) => Outcome::Failed(id, StoreError::Internal("a panic was caught".into())),
+    }
+}
+
+async fn perform(store: &SessionStore, request: Request) -> Result<Option<String>> {
+    let Request { op, key, json, expires_at, ttl_secs, .. } = request;
+    match op {
+        Op::Get => store.get(&key).await,
+        Op::Set => {
+            let json = json.ok_or_else(|| StoreError::argument("session", "is missing"))?;
+            store.set(&key, json.as_bytes(), expires_at, ttl_secs).await.map(|()| None)
+        }
+        Op::Touch => store.touch(&key, expires_at, ttl_secs).await.map(|()| None),
+        Op::Destroy => store.destroy(&key).await.map(|()| None),
+        Op::SessionFromCookie => store.session_from_cookie(&key).await,
+    }
+}

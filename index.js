@@ -28,6 +28,7 @@ const STATUS_DISCONNECTED = 3
 
 class RedisStore extends Store {
   #native
+  #dispatcher
   #serializer
   #ttl
   #disableTouch
@@ -37,6 +38,12 @@ class RedisStore extends Store {
   #callbacks = []
   #finishers = []
   #freeIds = []
+  // Submitted operations start together once the current tick is done.
+  #flushScheduled = false
+  #flush = () => {
+    this.#flushScheduled = false
+    native.flushOps(this.#dispatcher)
+  }
 
   /** See README: `secret` is required; every other option has a default. */
   constructor(options) {
@@ -51,6 +58,7 @@ class RedisStore extends Store {
 
     try {
       this.#native = new native.NativeStore(nativeOptions, (flat) => this.#onBatch(flat))
+      this.#dispatcher = this.#native.dispatcher()
     } catch (err) {
       throw fromNative(err)
     }
@@ -167,10 +175,14 @@ class RedisStore extends Store {
     this.#callbacks[id] = cb
     this.#finishers[id] = finish
     try {
-      this.#native.submit(op, id, key, json, expiresAt, ttl)
+      native.submitOp(this.#dispatcher, op, id, key, json, expiresAt, ttl)
     } catch (err) {
       this.#take(id)
-      fail(fromNative(err), cb)
+      return fail(fromNative(err), cb)
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      queueMicrotask(this.#flush)
     }
   }
 

@@ -1,9 +1,10 @@
 //! Per-request operations, submitted from Node's thread and finished in batches.
 //!
-//! `submit` only queues the request: a dispatcher task on the Tokio runtime takes queued
-//! requests in batches, runs them concurrently on the store's one multiplexed connection, and
-//! queues their outcomes, waking the consumer (Node's event loop) once per batch. Neither
-//! side pays a thread wake-up per operation while the other is busy.
+//! `submit` only queues the request, and `flush` wakes the dispatcher task once for all the
+//! requests queued since (Node's side calls it once per tick). The dispatcher runs them
+//! concurrently on the store's one multiplexed connection, and queues their outcomes, waking
+//! the consumer (Node's event loop) once per batch. Neither side pays a thread wake-up per
+//! operation.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -90,11 +91,9 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher whose outcomes wake the consumer through `wake`.
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
-        let ready = Arc::new(Notify::new());
-        let notify = ready.clone();
         Self {
-            requests: Arc::new(BatchQueue::new(move || notify.notify_one())),
-            ready,
+            requests: Arc::new(BatchQueue::new(|| {})),
+            ready: Arc::new(Notify::new()),
             outcomes: Arc::new(BatchQueue::new(wake)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
@@ -112,7 +111,8 @@ impl Dispatcher {
         }
     }
 
-    /// Queues a request; refused once closing started.
+    /// Queues a request, to be started at the next [`Dispatcher::flush`]; refused once
+    /// closing started.
     pub fn submit(&self, request: Request) -> Result<()> {
         if self.closing.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
@@ -120,6 +120,11 @@ impl Dispatcher {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.requests.push(request);
         Ok(())
+    }
+
+    /// Wakes the dispatcher for the requests queued so far.
+    pub fn flush(&self) {
+        self.ready.notify_one();
     }
 
     /// Takes the outcomes that are ready.

@@ -7,11 +7,11 @@
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const http = require('node:http')
 const express = require('express')
 const session = require('express-session')
 const { RedisStore, sign } = require('..')
 const { RESP_TYPES } = require('redis')
+const { closeServer, listen } = require('./helpers/http')
 const { RedisServer } = require('./helpers/redis-server')
 
 const MAX_AGE = 10 * 60 * 1000
@@ -42,20 +42,6 @@ function makeApp(store, secret) {
     req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })))
   })
   return app
-}
-
-function listen(app) {
-  return new Promise((resolve, reject) => {
-    const server = http.createServer(app)
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve(server))
-  })
-}
-
-function closeServer(server) {
-  if (!server) return Promise.resolve()
-  server.closeAllConnections()
-  return new Promise((resolve) => server.close(() => resolve()))
 }
 
 function baseUrl(server) {

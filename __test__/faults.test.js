@@ -6,11 +6,11 @@
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const http = require('node:http')
 const { setTimeout: sleep } = require('node:timers/promises')
 const express = require('express')
 const session = require('express-session')
 const { RedisStore } = require('..')
+const { closeServer, listen } = require('./helpers/http')
 const { RedisServer } = require('./helpers/redis-server')
 
 const SECRET = 'faults-secret'
@@ -383,20 +383,6 @@ function makeApp(store) {
     res.status(503).json({ code: err.code || 'unknown' })
   })
   return app
-}
-
-function listen(app) {
-  return new Promise((resolve, reject) => {
-    const server = http.createServer(app)
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve(server))
-  })
-}
-
-function closeServer(server) {
-  if (!server) return Promise.resolve()
-  server.closeAllConnections()
-  return new Promise((resolve) => server.close(() => resolve()))
 }
 
 /** A request that never throws: `{ status, body, cookie, ms }`, or `{ error, ms }`. */

@@ -5,88 +5,17 @@
  * admin client on it, and the `redis-benchmark` ceiling against it.
  */
 
-const { spawn, execFile } = require('node:child_process')
-const fs = require('node:fs')
-const net = require('node:net')
-const os = require('node:os')
-const path = require('node:path')
+const { execFile } = require('node:child_process')
 const { promisify } = require('node:util')
 const { createClient } = require('redis')
+const { RedisServer } = require('../__test__/helpers/redis-server')
 
 const run = promisify(execFile)
 
-async function freePort() {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 10000 + Math.floor(Math.random() * 12000)
-    if (port === 6379) continue
-    if (await isFree(port)) return port
-  }
-  throw new Error('no free port found')
-}
-
-function isFree(port) {
-  return new Promise((resolve) => {
-    const server = net.createServer()
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
-
-/** Starts redis-server on a free port; resolves once it answers PING. */
+/** Starts redis-server on a free port (the test suite's throwaway server). */
 async function startRedis() {
-  const port = await freePort()
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'srs-bench-'))
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--dir', dir]
-  const child = spawn('redis-server', args, { stdio: 'ignore' })
-  const failed = new Promise((resolve, reject) => child.once('error', reject))
-  const server = { port, host: '127.0.0.1', url: `redis://127.0.0.1:${port}`, child, dir }
-  server.stop = () => stopRedis(server)
-  try {
-    await Promise.race([waitForPing(port, 5000), failed])
-  } catch (err) {
-    await server.stop()
-    throw err
-  }
-  return server
-}
-
-async function stopRedis(server) {
-  const { child } = server
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-    await exited
-    clearTimeout(timer)
-  }
-  fs.rmSync(server.dir, { recursive: true, force: true })
-}
-
-async function waitForPing(port, ms) {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await pings(port)) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`redis-server on ${port} did not start`)
-}
-
-function pings(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.setTimeout(500)
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => {
-      socket.destroy()
-      resolve(data.toString().startsWith('+PONG'))
-    })
-    socket.once('error', () => resolve(false))
-    socket.once('timeout', () => {
-      socket.destroy()
-      resolve(false)
-    })
-  })
+  const server = await RedisServer.start()
+  return { port: server.port, host: '127.0.0.1', url: server.url, stop: () => server.stop() }
 }
 
 /** A node-redis client for inspecting and flushing the server (not a contender). */

@@ -1,0 +1,49 @@
+// Compiled with `tsc --strict --noEmit` in CI: the public typings must accept real usage and
+// reject misuse (the @ts-expect-error lines fail the build if they ever type-check).
+import express from 'express'
+import session from 'express-session'
+import { RedisStore, sign, unsign } from '../..'
+
+const store = new RedisStore({
+  secret: ['new secret', 'old secret'],
+  url: 'redis://127.0.0.1:6379/0',
+  prefix: 'session:',
+  ttl: (sess) => (sess.userId ? 86400 : 600),
+  encryptionKeys: [Buffer.alloc(32), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
+  commandTimeout: 2000,
+})
+
+const app = express()
+app.use(session({ store, secret: 'new secret', resave: false, saveUninitialized: false }))
+
+app.post('/login', async (req, res) => {
+  await store.saveSession(req, 'user-42')
+  const userId: string | undefined = req.session.userId
+  res.json({ userId })
+})
+
+async function gateway(rawCookie: string | undefined): Promise<string | null> {
+  const sess = await store.getSessionFromRawCookie(rawCookie)
+  const fromReq: string | null = await store.getUserIdFromCookie({ headers: { cookie: 'a=b' } })
+  return sess?.userId ?? fromReq
+}
+
+store.get('sid', (err, sess) => {
+  if (!err && sess) console.log(sess.cookie.maxAge)
+})
+const ids: Promise<string[]> = store.ids()
+const count: Promise<number> = store.length()
+store.on('disconnect', (reason: string) => console.log(reason))
+store.on('error', (err) => console.log(err.code))
+
+const signed: string = sign('value', 'secret')
+const unsigned: string | false = unsign(signed, ['a', 'b'])
+
+// @ts-expect-error: the secret is required
+new RedisStore({})
+// @ts-expect-error: ttl is seconds or a function
+new RedisStore({ secret: 's', ttl: '1 day' })
+// @ts-expect-error: userId is a string
+store.saveSession({ session: {} as session.Session }, 42)
+
+void [gateway, ids, count, unsigned, store.close()]

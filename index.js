@@ -149,6 +149,33 @@ class RedisStore extends Store {
     return this.destroy(sid)
   }
 
+  /**
+   * What is stored for `sid`: `{ kind, ttlMs, session, keyId }`, `kind` being `missing`,
+   * `tombstone`, `session` or `undecryptable`. For support work: it shows personal data.
+   */
+  async inspect(sid) {
+    if (typeof sid !== 'string') throw argumentError('sid', 'must be a string')
+    const found = await this.#call(() => this.#native.inspect(sid))
+    const session = found.json ? this.#parse(found.json) : null
+    return { kind: found.kind, ttlMs: found.ttlMs, session, keyId: found.keyId ?? null }
+  }
+
+  /**
+   * Walks every key under the prefix with SCAN and sums them up: `{ sessions, tombstones,
+   * sessionBytes, ttlsMs, keyIds }`. `onPage(totalsSoFar)` is called after each step.
+   */
+  async scanStats(onPage) {
+    const totals = { sessions: 0, tombstones: 0, sessionBytes: 0, ttlsMs: [], keyIds: {} }
+    let cursor = '0'
+    do {
+      const page = await this.#call(() => this.#native.statsPage(cursor))
+      addPage(totals, page)
+      if (typeof onPage === 'function') onPage(totals)
+      cursor = page.cursor
+    } while (cursor !== '0')
+    return totals
+  }
+
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close() {
     return this.#call(() => this.#native.close())
@@ -294,6 +321,17 @@ class RedisStore extends Store {
 }
 
 const NO_LIFETIME = Object.freeze({ expiresAt: null, ttl: null })
+
+function addPage(totals, page) {
+  totals.sessions += page.sessions
+  totals.tombstones += page.tombstones
+  totals.sessionBytes += page.sessionBytes
+  for (const ttl of page.ttlsMs) totals.ttlsMs.push(ttl)
+  for (const id of page.keyIds) {
+    const name = id === '' ? 'unreadable' : id
+    totals.keyIds[name] = (totals.keyIds[name] || 0) + 1
+  }
+}
 
 /** For writes: nothing to return. */
 function finishPlain(err, _value, cb) {

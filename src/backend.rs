@@ -155,6 +155,27 @@ impl Backend {
         Ok(values)
     }
 
+    /// One `SCAN` step from `cursor`, optionally only keys of type `kind`; returns the next
+    /// cursor (0 at the end) and the keys found.
+    pub async fn scan_page(
+        &self,
+        pattern: &str,
+        cursor: u64,
+        kind: Option<&str>,
+    ) -> Result<(u64, Vec<Vec<u8>>)> {
+        let step = |conn| scan_step(conn, cursor, pattern, self.scan_count, kind);
+        self.link.run(step).await
+    }
+
+    /// `TYPE`, `PTTL` and `MEMORY USAGE` of each key, pipelined in batches.
+    pub async fn describe(&self, keys: &[Vec<u8>]) -> Result<Vec<KeyFacts>> {
+        let mut facts = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(BATCH) {
+            facts.extend(self.link.run(|conn| describe_batch(conn, batch)).await?);
+        }
+        Ok(facts)
+    }
+
     /// Every string key matching `pattern` (tombstones are hashes, so they are skipped),
     /// walked with `SCAN` (never `KEYS`); a key SCAN reports twice is kept once.
     pub async fn scan(&self, pattern: &str) -> Result<Vec<Vec<u8>>> {
@@ -163,8 +184,7 @@ impl Backend {
         let mut cursor: u64 = 0;
 
         loop {
-            let step = |conn| scan_step(conn, cursor, pattern, self.scan_count);
-            let (next, page) = self.link.run(step).await?;
+            let (next, page) = self.scan_page(pattern, cursor, Some("string")).await?;
             for key in page {
                 if seen.insert(key.clone()) {
                     keys.push(key);
@@ -178,21 +198,42 @@ impl Backend {
     }
 }
 
+/// What [`Backend::describe`] reports of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFacts {
+    /// `TYPE`: `string` for a session, `hash` for a tombstone, `none` when gone.
+    pub kind: String,
+    /// `PTTL`: milliseconds left, -1 without expiry, -2 when gone.
+    pub ttl_ms: i64,
+    /// `MEMORY USAGE` in bytes, when the key exists.
+    pub bytes: Option<u64>,
+}
+
 async fn scan_step(
     mut conn: MultiplexedConnection,
     cursor: u64,
     pattern: &str,
     count: u32,
+    kind: Option<&str>,
 ) -> redis::RedisResult<(u64, Vec<Vec<u8>>)> {
-    let reply: Value = cmd("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(count)
-        .arg("TYPE")
-        .arg("string")
-        .query_async(&mut conn)
-        .await?;
+    let mut command = cmd("SCAN");
+    command.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+    if let Some(kind) = kind {
+        command.arg("TYPE").arg(kind);
+    }
+    let reply: Value = command.query_async(&mut conn).await?;
     Ok(redis::from_redis_value(reply)?)
+}
+
+async fn describe_batch(
+    mut conn: MultiplexedConnection,
+    keys: &[Vec<u8>],
+) -> redis::RedisResult<Vec<KeyFacts>> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("TYPE").arg(key).cmd("PTTL").arg(key).cmd("MEMORY").arg("USAGE").arg(key);
+    }
+    let replies: Vec<(String, i64, Option<u64>)> = pipe.query_async(&mut conn).await?;
+    let facts = replies.into_iter().map(|(kind, ttl_ms, bytes)| KeyFacts { kind, ttl_ms, bytes });
+    Ok(facts.collect())
 }

@@ -28,6 +28,7 @@ use crate::config::{self, KeyInput, StoreOptions};
 use crate::connection::EventSink;
 use crate::dispatch::{Dispatcher, Op, Outcome, Request};
 use crate::error::StoreError;
+use crate::inspect::Stored;
 use crate::signature;
 use crate::store::SessionStore;
 
@@ -74,6 +75,36 @@ pub struct NativeAll {
     pub sessions: Vec<NativeSession>,
     /// Values that did not decrypt.
     pub undecryptable: u32,
+}
+
+/// What `inspect` found for one sid.
+#[napi(object)]
+pub struct NativeInspection {
+    /// `missing`, `tombstone`, `session` or `undecryptable`.
+    pub kind: String,
+    /// Milliseconds left (-1: no expiry, -2: no key).
+    pub ttl_ms: f64,
+    /// The decrypted JSON, for a session.
+    pub json: Option<String>,
+    /// Hex fingerprint of the sealing key, when readable.
+    pub key_id: Option<String>,
+}
+
+/// Statistics of one SCAN step.
+#[napi(object)]
+pub struct NativeStatsPage {
+    /// Cursor of the next step; "0" at the end.
+    pub cursor: String,
+    /// Sessions seen.
+    pub sessions: u32,
+    /// Tombstones seen.
+    pub tombstones: u32,
+    /// Memory of the sessions seen, in bytes.
+    pub session_bytes: f64,
+    /// Milliseconds left of each session (-1: none).
+    pub ttls_ms: Vec<f64>,
+    /// Sealing key fingerprint of each session ("" when unreadable).
+    pub key_ids: Vec<String>,
 }
 
 /// One value of a batch handed to JS.
@@ -163,6 +194,35 @@ impl NativeStore {
         let store = self.inner.clone();
         let removed = guard(async move { store.clear().await }).await?;
         Ok(u32::try_from(removed).unwrap_or(u32::MAX))
+    }
+
+    /// What is stored for `sid`, decrypted when possible (for the command-line tool).
+    #[napi]
+    pub async fn inspect(&self, sid: String) -> napi::Result<NativeInspection> {
+        let store = self.inner.clone();
+        let found = guard(async move { store.inspect(&sid).await }).await?;
+        let (kind, json, key_id) = match found.stored {
+            Stored::Missing => ("missing", None, None),
+            Stored::Tombstone => ("tombstone", None, None),
+            Stored::Session { json, key_id } => ("session", Some(json), Some(key_id)),
+            Stored::Undecryptable { key_id } => ("undecryptable", None, key_id),
+        };
+        Ok(NativeInspection { kind: kind.into(), ttl_ms: found.ttl_ms as f64, json, key_id })
+    }
+
+    /// Statistics of one SCAN step from `cursor` ("0" to start), for the command-line tool.
+    #[napi]
+    pub async fn stats_page(&self, cursor: String) -> napi::Result<NativeStatsPage> {
+        let store = self.inner.clone();
+        let page = guard(async move { store.stats_page(&cursor).await }).await?;
+        Ok(NativeStatsPage {
+            cursor: page.cursor,
+            sessions: page.sessions,
+            tombstones: page.tombstones,
+            session_bytes: page.session_bytes as f64,
+            ttls_ms: page.ttls_ms.into_iter().map(|ttl| ttl as f64).collect(),
+            key_ids: page.key_ids,
+        })
     }
 
     /// The verified session id in a raw Cookie header, or null.

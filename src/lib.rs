@@ -16,6 +16,7 @@ pub mod cookie_header;
 pub mod dispatch;
 pub mod envelope;
 pub mod error;
+pub mod inspect;
 pub mod keys;
 pub mod limits;
 pub mod signature;

@@ -210,25 +210,37 @@ impl SessionStore {
         self.backend.link().close().await;
     }
 
-    fn key(&self, sid: &str) -> Vec<u8> {
+    /// The Redis operations of this store (for the operator tools in `inspect`).
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The Redis key of `sid`.
+    pub(crate) fn key(&self, sid: &str) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.prefix.len() + sid.len());
         key.extend_from_slice(self.prefix.as_bytes());
         key.extend_from_slice(sid.as_bytes());
         key
     }
 
-    fn sid_of(&self, key: &[u8]) -> Option<String> {
+    /// The sid of a Redis key under the prefix.
+    pub(crate) fn sid_of(&self, key: &[u8]) -> Option<String> {
         let sid = key.strip_prefix(self.prefix.as_bytes())?;
         String::from_utf8(sid.to_vec()).ok()
     }
 
-    fn open(&self, key: &[u8], stored: &[u8]) -> Result<String> {
+    /// Decrypts a stored value read from `key`.
+    pub(crate) fn open(&self, key: &[u8], stored: &[u8]) -> Result<String> {
         let plaintext = envelope::open(&self.keys, key, stored)?;
         String::from_utf8(plaintext).map_err(|_| StoreError::Decrypt("payload is not UTF-8"))
     }
 
     async fn scan(&self) -> Result<Vec<Vec<u8>>> {
-        let pattern = format!("{}*", limits::glob_escape(&self.prefix));
-        self.backend.scan(&pattern).await
+        self.backend.scan(&self.scan_pattern()).await
+    }
+
+    /// The SCAN pattern of every key under the prefix.
+    pub(crate) fn scan_pattern(&self) -> String {
+        format!("{}*", limits::glob_escape(&self.prefix))
     }
 }

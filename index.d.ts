@@ -57,6 +57,44 @@ export interface RedisStoreOptions {
    * requests that loaded it before the logout. Default 300.
    */
   tombstoneTtl?: number
+  /**
+   * Where log lines go (`console`, pino, ...). Default: none, unless `DEBUG` names
+   * `sealed-redis-session`, which logs to stderr.
+   */
+  logger?: Logger
+}
+
+/** The levels the store logs at; a logger with only `log` or `info` works too. */
+export interface Logger {
+  debug?(message: string): void
+  warn?(message: string): void
+  error?(message: string): void
+  log?(message: string): void
+  info?(message: string): void
+}
+
+/** What `inspect` finds for one sid. */
+export interface Inspection {
+  kind: 'missing' | 'tombstone' | 'session' | 'undecryptable'
+  /** Milliseconds left; -1 without expiry, -2 when there is no key. */
+  ttlMs: number
+  /** The decrypted session, when `kind` is `session`. */
+  session: SessionData | null
+  /** Hex fingerprint of the key that sealed the value, when readable. */
+  keyId: string | null
+}
+
+/** Totals of `scanStats`. */
+export interface ScanStats {
+  sessions: number
+  /** Destroyed sessions still refusing late writes. */
+  tombstones: number
+  /** `MEMORY USAGE` of all sessions, in bytes. */
+  sessionBytes: number
+  /** Milliseconds left of each session (-1: no expiry). */
+  ttlsMs: number[]
+  /** Sessions per sealing key fingerprint (`unreadable` for values without a header). */
+  keyIds: Record<string, number>
 }
 
 /** A session returned by `all`, with its id. */
@@ -106,6 +144,10 @@ export declare class RedisStore extends Store {
   saveSession(req: { session: import('express-session').Session }, userId: string): Promise<void>
   /** Removes the session `sid`. */
   destroySession(sid: string): Promise<void>
+  /** What is stored for `sid`, decrypted when possible. For support work: personal data. */
+  inspect(sid: string): Promise<Inspection>
+  /** Walks every key under the prefix with SCAN; `onPage` sees the totals after each step. */
+  scanStats(onPage?: (totalsSoFar: ScanStats) => void): Promise<ScanStats>
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close(): Promise<void>
 

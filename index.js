@@ -11,6 +11,7 @@ const native = require('./native.js')
 const {
   StoreError, argumentError, errorFrom, fromNative, invoke, settle,
 } = require('./lib/errors')
+const { createLogger } = require('./lib/log')
 const { normalizeOptions } = require('./lib/options')
 
 /** Operation codes of the native `submit`. */
@@ -33,6 +34,7 @@ class RedisStore extends Store {
   #ttl
   #disableTouch
   #disableTTL
+  #log
   // Calls in flight, by id: the caller's callback and how to finish its result. Parallel
   // arrays with recycled ids keep the hot path free of per-call objects.
   #callbacks = []
@@ -55,6 +57,7 @@ class RedisStore extends Store {
     this.#ttl = js.ttl
     this.#disableTouch = js.disableTouch
     this.#disableTTL = js.disableTTL
+    this.#log = createLogger(js.logger, process.env.DEBUG)
 
     try {
       this.#native = new native.NativeStore(nativeOptions, (flat) => this.#onBatch(flat))
@@ -219,15 +222,35 @@ class RedisStore extends Store {
       const status = flat[i + 1]
       if (status === STATUS_OK) this.#finish(flat[i], null, flat[i + 2])
       else if (status === STATUS_FAILED) this.#finish(flat[i], errorFrom(flat[i + 2]), null)
-      else if (status === STATUS_CONNECTED) guarded(() => this.emit('connect'))
-      else if (status === STATUS_DISCONNECTED) guarded(() => this.emit('disconnect', flat[i + 2]))
+      else if (status === STATUS_CONNECTED) this.#linkEvent('connect')
+      else if (status === STATUS_DISCONNECTED) this.#linkEvent('disconnect', flat[i + 2])
     }
+  }
+
+  #linkEvent(event, reason) {
+    if (this.#log !== null) {
+      if (event === 'connect') this.#log.debug('connected to Redis')
+      else this.#log.warn(`lost the connection to Redis (${reason}); reconnecting`)
+    }
+    guarded(() => this.emit(event, reason))
   }
 
   #finish(id, err, value) {
     const cb = this.#callbacks[id]
     const finish = this.#take(id)
+    if (err !== null && this.#log !== null) this.#logFailure(err)
     finish.call(this, err, value, cb)
+  }
+
+  /** Warns of signs of tampering, reports backend failures; the messages carry no data. */
+  #logFailure(err) {
+    if (err.code === 'ERR_DECRYPT') {
+      this.#log.warn('a stored session did not decrypt: tampered, moved, or a retired key')
+    } else if (err.code === 'ERR_INVALID_ARG') {
+      this.#log.debug(`refused a call: ${err.message}`)
+    } else {
+      this.#log.error(`${err.code}: ${err.message}`)
+    }
   }
 
   #take(id) {

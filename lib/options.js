@@ -39,6 +39,7 @@ function normalizeOptions(options) {
     disableTouch: booleanOption(options, 'disableTouch'),
     disableTTL: booleanOption(options, 'disableTTL'),
     serializer: serializerOption(options.serializer),
+    logger: loggerOption(options.logger),
   }
   const native = {
     url: urlOption(options.url),
@@ -104,6 +105,14 @@ function serializerOption(serializer) {
     typeof serializer.parse === 'function'
   if (!ok) throw optionError('serializer', 'must have `stringify` and `parse` functions')
   return serializer
+}
+
+function loggerOption(logger) {
+  if (logger === undefined || logger === null || logger === false) return null
+  if (typeof logger !== 'object' && typeof logger !== 'function') {
+    throw optionError('logger', 'must be an object with debug/warn/error (or log) methods')
+  }
+  return logger
 }
 
 function stringOption(options, name, { allowEmpty = false } = {}) {

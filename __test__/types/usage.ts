@@ -11,6 +11,7 @@ const store = new RedisStore({
   ttl: (sess) => (sess.userId ? 86400 : 600),
   encryptionKeys: [Buffer.alloc(32), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
   commandTimeout: 2000,
+  logger: console,
 })
 
 const app = express()
@@ -36,6 +37,12 @@ const count: Promise<number> = store.length()
 store.on('disconnect', (reason: string) => console.log(reason))
 store.on('error', (err) => console.log(err.code))
 
+async function support(): Promise<number> {
+  const found = await store.inspect('sid')
+  const stats = await store.scanStats((sofar) => console.log(sofar.sessions))
+  return found.kind === 'session' ? found.ttlMs : stats.sessions
+}
+
 const signed: string = sign('value', 'secret')
 const unsigned: string | false = unsign(signed, ['a', 'b'])
 
@@ -46,4 +53,4 @@ new RedisStore({ secret: 's', ttl: '1 day' })
 // @ts-expect-error: userId is a string
 store.saveSession({ session: {} as session.Session }, 42)
 
-void [gateway, ids, count, unsigned, store.close()]
+void [gateway, support, ids, count, unsigned, store.close()]

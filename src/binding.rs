@@ -2,10 +2,11 @@
 //!
 //! This binding is internal; `index.js` adapts it to express-session. The per-request
 //! operations (get, set, touch, destroy, session from cookie) go through `submitOp`: it
-//! returns at once, `flushOps` starts what was submitted, and results come back in batches through one `onBatch(flat)` call per wake-up of
-//! the event loop, where `flat` holds `[id, status, value]` triples (status 0: the value, a
-//! JSON string or null; 1: an error message; 2: `connect`; 3: `disconnect`, value the reason).
-//! Rare operations (listing, clearing, closing) are plain async methods.
+//! returns at once, `flushOps` starts what was submitted, and results come back in batches
+//! through one `onBatch(flat)` call per wake-up of the event loop, where `flat` holds
+//! `[id, status, value]` triples (status 0: the value, a JSON string or null; 1: an error
+//! message; 2: `connect`; 3: `disconnect`, value the reason). Rare operations (listing,
+//! clearing, inspecting, closing) are plain async methods.
 //!
 //! Errors cross as messages that start with the stable code (`ERR_REDIS: ...`), which
 //! `index.js` moves into `err.code`. A panic never crosses: it becomes `ERR_INTERNAL`.

@@ -75,11 +75,6 @@ impl StoreError {
     pub fn argument(argument: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument { argument, reason: reason.into() }
     }
-
-    /// Whether this error means the connection itself is gone (so it must be rebuilt).
-    pub fn is_connection_loss(&self) -> bool {
-        matches!(self, Self::Redis(_) | Self::Timeout(_))
-    }
 }
 
 impl From<redis::RedisError> for StoreError {

@@ -45,15 +45,20 @@ function mainThreadNs() {
 }
 
 /** ns on CPU per thread group; threads that ended since the last look are not counted. */
+/** The addon's Tokio workers are named `sealed-redis-session` (the kernel keeps 15 chars). */
+function isAddonThread(tid) {
+  const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8')
+  return name.startsWith('sealed-redis-se') || name.startsWith('tokio')
+}
+
 function threadGroupsNs() {
   const groups = { main: 0, tokio: 0, other: 0 }
   for (const tid of fs.readdirSync('/proc/self/task')) {
     try {
       const ns = threadNs(tid)
       if (Number(tid) === process.pid) groups.main += ns
-      else if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('tokio')) {
-        groups.tokio += ns
-      } else groups.other += ns
+      else if (isAddonThread(tid)) groups.tokio += ns
+      else groups.other += ns
     } catch {
       // the thread ended between readdir and read
     }

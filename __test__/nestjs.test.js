@@ -11,6 +11,7 @@ const { execFile } = require('node:child_process')
 const path = require('node:path')
 const { promisify } = require('node:util')
 const { io: connectClient } = require('socket.io-client')
+const { waitFor } = require('./helpers/events')
 const { RedisServer, waitUntil } = require('./helpers/redis-server')
 
 const ROOT = path.join(__dirname, '..')
@@ -36,24 +37,6 @@ async function bootExample(redisUrl) {
   const app = await bootstrap(0, { logger: ['error', 'warn'], abortOnError: false })
   const { port } = app.getHttpServer().address()
   return { app, base: `http://127.0.0.1:${port}` }
-}
-
-/** Resolves with the first of `events` that `emitter` emits, or rejects after WAIT_MS. */
-function waitFor(emitter, events) {
-  return new Promise((resolve, reject) => {
-    const handlers = {}
-    const done = (fn) => {
-      clearTimeout(timer)
-      for (const [event, handler] of Object.entries(handlers)) emitter.off(event, handler)
-      fn()
-    }
-    const timer = setTimeout(() => done(() =>
-      reject(new Error(`none of ${events.join(', ')} within ${WAIT_MS} ms`))), WAIT_MS)
-    for (const event of events) {
-      handlers[event] = (arg) => done(() => resolve({ event, arg }))
-      emitter.on(event, handlers[event])
-    }
-  })
 }
 
 /** An HTTP request whose body is always read: `{ status, headers, body }` (JSON or text). */

@@ -13,6 +13,7 @@ const session = require('express-session')
 const { Server } = require('socket.io')
 const { io: connectClient } = require('socket.io-client')
 const { RedisStore, sign } = require('..')
+const { waitFor } = require('./helpers/events')
 const { RedisServer } = require('./helpers/redis-server')
 
 const SECRET = 'socket-secret'
@@ -57,24 +58,6 @@ function listen(server) {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => resolve(server))
-  })
-}
-
-/** Resolves with the first of `events` that `emitter` emits, or rejects after WAIT_MS. */
-function waitFor(emitter, events) {
-  return new Promise((resolve, reject) => {
-    const handlers = {}
-    const done = (fn) => {
-      clearTimeout(timer)
-      for (const [event, handler] of Object.entries(handlers)) emitter.off(event, handler)
-      fn()
-    }
-    const timer = setTimeout(() => done(() =>
-      reject(new Error(`none of ${events.join(', ')} within ${WAIT_MS} ms`))), WAIT_MS)
-    for (const event of events) {
-      handlers[event] = (arg) => done(() => resolve({ event, arg }))
-      emitter.on(event, handlers[event])
-    }
   })
 }
 

@@ -21,6 +21,7 @@ async function freePort() {
   throw new Error('no free port found')
 }
 
+/** Whether nothing listens on `port` of 127.0.0.1 right now. */
 function isFree(port) {
   return new Promise((resolve) => {
     const server = net.createServer()
@@ -112,4 +113,4 @@ async function waitUntil(check, ms, message) {
   throw new Error(message || `condition not met within ${ms} ms`)
 }
 
-module.exports = { RedisServer, freePort, waitUntil }
+module.exports = { RedisServer, freePort, isFree, waitUntil }

@@ -22,6 +22,8 @@ export interface RedisStoreOptions {
    * Default: `process.env.REDIS_URL`, else `redis://127.0.0.1:6379`.
    */
   url?: string
+  /** Seed node URLs of a Redis Cluster; when given, `url` is not used. */
+  cluster?: string[]
   /** Key of a session is `prefix + sid`. Default `'session:'`. */
   prefix?: string
   /**

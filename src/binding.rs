@@ -42,6 +42,8 @@ pub struct NativeOptions {
     pub prefix: String,
     /// Cookie secrets, newest first.
     pub secrets: Vec<String>,
+    /// Seed node URLs of a Redis Cluster.
+    pub cluster: Option<Vec<String>>,
     /// Explicit encryption keys (Buffers or base64 strings).
     pub encryption_keys: Option<Vec<Either<Buffer, String>>>,
     /// Session cookie name.
@@ -332,6 +334,7 @@ fn store_options(options: NativeOptions) -> StoreOptions {
         url: options.url,
         prefix: options.prefix,
         secrets: options.secrets,
+        cluster: options.cluster,
         encryption_keys,
         cookie_name: options.cookie_name,
         max_session_bytes: options.max_session_bytes,

@@ -12,6 +12,7 @@ use crate::error::{Result, StoreError};
 use crate::keys::{KeyRing, SessionKey};
 use crate::limits::DEFAULT_MAX_SESSION_BYTES;
 use crate::store::StoreSettings;
+use crate::target::Target;
 
 /// The default `COUNT` hint of SCAN steps: few round trips over a large keyspace, and still
 /// a short step for Redis.
@@ -37,6 +38,8 @@ pub struct StoreOptions {
     pub prefix: String,
     /// Cookie secrets, first one newest.
     pub secrets: Vec<String>,
+    /// Seed node URLs of a Redis Cluster; when given, `url` is not used.
+    pub cluster: Option<Vec<String>>,
     /// Explicit encryption keys; when absent, one key is derived from each secret.
     pub encryption_keys: Option<Vec<KeyInput>>,
     /// Name of the session cookie.
@@ -69,7 +72,7 @@ pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
     }
 
     Ok(StoreSettings {
-        client: client_for(&options.url)?,
+        target: target_for(&options.url, options.cluster.as_deref(), &timing)?,
         prefix: options.prefix,
         secrets,
         keys,
@@ -110,12 +113,26 @@ fn key_ring_from_inputs(inputs: Vec<KeyInput>) -> Result<KeyRing> {
     KeyRing::from_keys(keys)
 }
 
-fn client_for(url: &str) -> Result<redis::Client> {
+fn target_for(url: &str, cluster: Option<&[String]>, timing: &LinkTiming) -> Result<Target> {
+    let Some(seeds) = cluster else {
+        return Ok(Target::Single(Box::new(client_for("url", url)?)));
+    };
+    if seeds.is_empty() {
+        return Err(StoreError::option("cluster", "must list at least one seed node URL"));
+    }
+    for seed in seeds {
+        client_for("cluster", seed)?;
+    }
+    Target::cluster(seeds, timing.connect_timeout, timing.command_timeout)
+        .map_err(|_| StoreError::option("cluster", "the seed node URLs were refused"))
+}
+
+fn client_for(option: &'static str, url: &str) -> Result<redis::Client> {
     let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
         .iter()
         .any(|scheme| url.starts_with(scheme));
     if !scheme_ok {
-        return Err(StoreError::option("url", "must start with redis:// or rediss://"));
+        return Err(StoreError::option(option, "must start with redis:// or rediss://"));
     }
 
     if url.starts_with("rediss://") {
@@ -124,7 +141,7 @@ fn client_for(url: &str) -> Result<redis::Client> {
     }
 
     redis::Client::open(url)
-        .map_err(|_| StoreError::option("url", "is not a valid Redis URL (host, port, database)"))
+        .map_err(|_| StoreError::option(option, "is not a valid Redis URL (host, port, database)"))
 }
 
 fn timing(options: &StoreOptions) -> Result<LinkTiming> {
@@ -162,6 +179,7 @@ mod tests {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "session:".into(),
             secrets: vec!["s3cret".into()],
+            cluster: None,
             encryption_keys: None,
             cookie_name: "connect.sid".into(),
             max_session_bytes: None,

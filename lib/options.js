@@ -43,6 +43,7 @@ function normalizeOptions(options) {
     prefix: js.prefix,
     secrets: secretOption(options.secret),
     cluster: clusterOption(options.cluster),
+    tls: tlsOption(options.tls),
     encryptionKeys: keysOption(options.encryptionKeys),
     cookieName: js.cookieName,
     maxSessionBytes: countOption(options, 'maxSessionBytes'),
@@ -69,6 +70,23 @@ function clusterOption(cluster) {
     cluster.every((url) => typeof url === 'string' && url !== '')
   if (!ok) throw optionError('cluster', 'must be a non-empty array of seed node URLs')
   return cluster.slice()
+}
+
+/** `{ ca, cert, key }` as PEM strings or Buffers, for `rediss://`. */
+function tlsOption(tls) {
+  if (tls === undefined) return undefined
+  if (tls === null || typeof tls !== 'object') {
+    throw optionError('tls', 'must be an object with `ca`, `cert` and/or `key` (PEM)')
+  }
+  const out = {}
+  for (const part of ['ca', 'cert', 'key']) {
+    const value = tls[part]
+    if (value === undefined) continue
+    if (typeof value === 'string') out[part] = Buffer.from(value)
+    else if (value instanceof Uint8Array) out[part] = Buffer.from(value)
+    else throw optionError('tls', `\`${part}\` must be a PEM string or a Buffer`)
+  }
+  return out
 }
 
 function secretOption(secret) {

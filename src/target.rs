@@ -8,7 +8,9 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value,
+};
 
 /// How to reach Redis.
 #[derive(Clone)]
@@ -20,12 +22,20 @@ pub enum Target {
 }
 
 impl Target {
-    /// A cluster target from seed URLs, with the store's timing.
-    pub fn cluster(seeds: &[String], connect: Duration, command: Duration) -> RedisResult<Self> {
-        let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+    /// A cluster target from seed URLs, with the store's timing and TLS certificates.
+    pub fn cluster(
+        seeds: &[String],
+        certificates: Option<TlsCertificates>,
+        connect: Duration,
+        command: Duration,
+    ) -> RedisResult<Self> {
+        let mut builder = ClusterClient::builder(seeds.iter().map(String::as_str))
             .connection_timeout(connect)
-            .response_timeout(command)
-            .build()?;
+            .response_timeout(command);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        let client = builder.build()?;
         Ok(Self::Cluster(Box::new(client)))
     }
 

@@ -22,6 +22,13 @@ export interface RedisStoreOptions {
    * Default: `process.env.REDIS_URL`, else `redis://127.0.0.1:6379`.
    */
   url?: string
+  /** Seed node URLs of a Redis Cluster; when given, `url` is not used. */
+  cluster?: string[]
+  /**
+   * Certificates for `rediss://`, as PEM strings or Buffers: `ca` (default: the system's
+   * trust store), and `cert` with `key` for servers that require a client certificate.
+   */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
   /** Key of a session is `prefix + sid`. Default `'session:'`. */
   prefix?: string
   /**

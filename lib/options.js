@@ -28,9 +28,6 @@ function normalizeOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw optionError('options', 'must be an object with at least `secret`')
   }
-  if (options.cluster !== undefined) {
-    throw optionError('cluster', 'Redis Cluster is not supported by this version yet')
-  }
 
   const js = {
     prefix: stringOption(options, 'prefix', { allowEmpty: true }),
@@ -45,6 +42,8 @@ function normalizeOptions(options) {
     url: urlOption(options.url),
     prefix: js.prefix,
     secrets: secretOption(options.secret),
+    cluster: clusterOption(options.cluster),
+    tls: tlsOption(options.tls),
     encryptionKeys: keysOption(options.encryptionKeys),
     cookieName: js.cookieName,
     maxSessionBytes: countOption(options, 'maxSessionBytes'),
@@ -63,6 +62,31 @@ function urlOption(url) {
     throw optionError('url', 'must be a redis:// or rediss:// URL string')
   }
   return value
+}
+
+function clusterOption(cluster) {
+  if (cluster === undefined) return undefined
+  const ok = Array.isArray(cluster) && cluster.length > 0 &&
+    cluster.every((url) => typeof url === 'string' && url !== '')
+  if (!ok) throw optionError('cluster', 'must be a non-empty array of seed node URLs')
+  return cluster.slice()
+}
+
+/** `{ ca, cert, key }` as PEM strings or Buffers, for `rediss://`. */
+function tlsOption(tls) {
+  if (tls === undefined) return undefined
+  if (tls === null || typeof tls !== 'object') {
+    throw optionError('tls', 'must be an object with `ca`, `cert` and/or `key` (PEM)')
+  }
+  const out = {}
+  for (const part of ['ca', 'cert', 'key']) {
+    const value = tls[part]
+    if (value === undefined) continue
+    if (typeof value === 'string') out[part] = Buffer.from(value)
+    else if (value instanceof Uint8Array) out[part] = Buffer.from(value)
+    else throw optionError('tls', `\`${part}\` must be a PEM string or a Buffer`)
+  }
+  return out
 }
 
 function secretOption(secret) {

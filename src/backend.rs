@@ -3,11 +3,11 @@
 //! Keys are always passed as literal arguments; only SCAN takes a pattern, and its prefix is
 //! escaped by the caller (see `limits::glob_escape`).
 
-use redis::aio::MultiplexedConnection;
-use redis::{cmd, Script, Value};
+use redis::{cmd, Script};
 
 use crate::connection::Link;
 use crate::error::Result;
+use crate::target::Conn;
 use crate::ttl::Expiry;
 
 /// Keys per MGET / DEL batch, to keep each command's reply and latency bounded.
@@ -155,19 +155,21 @@ impl Backend {
         Ok(values)
     }
 
-    /// One `SCAN` step from `cursor`, optionally only keys of type `kind`; returns the next
-    /// cursor (0 at the end) and the keys found.
+    /// One `SCAN` step from `cursor` ("0" to start), optionally only keys of type `kind`;
+    /// returns the next cursor ("0" at the end) and the keys found. On a cluster the cursor
+    /// also names the primary being walked (`index:cursor`), one primary after the other.
     pub async fn scan_page(
         &self,
         pattern: &str,
-        cursor: u64,
+        cursor: &str,
         kind: Option<&str>,
-    ) -> Result<(u64, Vec<Vec<u8>>)> {
-        let step = |conn| scan_step(conn, cursor, pattern, self.scan_count, kind);
-        self.link.run(step).await
+    ) -> Result<(String, Vec<Vec<u8>>)> {
+        let count = self.scan_count;
+        self.link.run(|conn| scan_step(conn, cursor.to_owned(), pattern, count, kind)).await
     }
 
-    /// `TYPE`, `PTTL` and `MEMORY USAGE` of each key, pipelined in batches.
+    /// `TYPE`, `PTTL` and `MEMORY USAGE` of each key; each key's three commands go together
+    /// (to its own node on a cluster), all keys concurrently.
     pub async fn describe(&self, keys: &[Vec<u8>]) -> Result<Vec<KeyFacts>> {
         let mut facts = Vec::with_capacity(keys.len());
         for batch in keys.chunks(BATCH) {
@@ -181,16 +183,16 @@ impl Backend {
     pub async fn scan(&self, pattern: &str) -> Result<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut cursor: u64 = 0;
+        let mut cursor = String::from("0");
 
         loop {
-            let (next, page) = self.scan_page(pattern, cursor, Some("string")).await?;
+            let (next, page) = self.scan_page(pattern, &cursor, Some("string")).await?;
             for key in page {
                 if seen.insert(key.clone()) {
                     keys.push(key);
                 }
             }
-            if next == 0 {
+            if next == "0" {
                 return Ok(keys);
             }
             cursor = next;
@@ -210,30 +212,51 @@ pub struct KeyFacts {
 }
 
 async fn scan_step(
-    mut conn: MultiplexedConnection,
-    cursor: u64,
+    mut conn: Conn,
+    cursor: String,
     pattern: &str,
     count: u32,
     kind: Option<&str>,
-) -> redis::RedisResult<(u64, Vec<Vec<u8>>)> {
+) -> redis::RedisResult<(String, Vec<Vec<u8>>)> {
+    let primaries = conn.primaries().await?;
+    let (node, node_cursor) = parse_cursor(&cursor);
+
     let mut command = cmd("SCAN");
-    command.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+    command.arg(node_cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
     if let Some(kind) = kind {
         command.arg("TYPE").arg(kind);
     }
-    let reply: Value = command.query_async(&mut conn).await?;
-    Ok(redis::from_redis_value(reply)?)
+    let address = primaries.get(node).map(String::as_str);
+    let reply = conn.send_to(address, command).await?;
+    let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)?;
+
+    let next = match (next, node + 1 < primaries.len()) {
+        (0, true) => format!("{}:0", node + 1),
+        (0, false) => "0".to_owned(),
+        (next, _) if primaries.is_empty() => next.to_string(),
+        (next, _) => format!("{node}:{next}"),
+    };
+    Ok((next, keys))
 }
 
-async fn describe_batch(
-    mut conn: MultiplexedConnection,
-    keys: &[Vec<u8>],
-) -> redis::RedisResult<Vec<KeyFacts>> {
-    let mut pipe = redis::pipe();
-    for key in keys {
-        pipe.cmd("TYPE").arg(key).cmd("PTTL").arg(key).cmd("MEMORY").arg("USAGE").arg(key);
+/// `index:cursor` on a cluster, a bare cursor on one server.
+fn parse_cursor(cursor: &str) -> (usize, u64) {
+    match cursor.split_once(':') {
+        Some((node, at)) => (node.parse().unwrap_or(0), at.parse().unwrap_or(0)),
+        None => (0, cursor.parse().unwrap_or(0)),
     }
-    let replies: Vec<(String, i64, Option<u64>)> = pipe.query_async(&mut conn).await?;
-    let facts = replies.into_iter().map(|(kind, ttl_ms, bytes)| KeyFacts { kind, ttl_ms, bytes });
-    Ok(facts.collect())
+}
+
+async fn describe_batch(conn: Conn, keys: &[Vec<u8>]) -> redis::RedisResult<Vec<KeyFacts>> {
+    let each = keys.iter().map(|key| {
+        let mut conn = conn.clone();
+        async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("TYPE").arg(key).cmd("PTTL").arg(key).cmd("MEMORY").arg("USAGE").arg(key);
+            let (kind, ttl_ms, bytes): (String, i64, Option<u64>) =
+                pipe.query_async(&mut conn).await?;
+            Ok(KeyFacts { kind, ttl_ms, bytes })
+        }
+    });
+    futures_util::future::join_all(each).await.into_iter().collect()
 }

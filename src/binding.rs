@@ -25,7 +25,7 @@ use napi::Status;
 use napi_derive::napi;
 use zeroize::Zeroizing;
 
-use crate::config::{self, KeyInput, StoreOptions};
+use crate::config::{self, KeyInput, StoreOptions, TlsInput};
 use crate::connection::EventSink;
 use crate::dispatch::{Dispatcher, Op, Outcome, Request};
 use crate::error::StoreError;
@@ -42,6 +42,10 @@ pub struct NativeOptions {
     pub prefix: String,
     /// Cookie secrets, newest first.
     pub secrets: Vec<String>,
+    /// Seed node URLs of a Redis Cluster.
+    pub cluster: Option<Vec<String>>,
+    /// Certificates for `rediss://`.
+    pub tls: Option<NativeTls>,
     /// Explicit encryption keys (Buffers or base64 strings).
     pub encryption_keys: Option<Vec<Either<Buffer, String>>>,
     /// Session cookie name.
@@ -58,6 +62,17 @@ pub struct NativeOptions {
     pub connect_timeout: Option<f64>,
     /// Reconnection backoff cap in ms.
     pub reconnect_max_delay: Option<f64>,
+}
+
+/// Certificates for `rediss://`, in PEM.
+#[napi(object)]
+pub struct NativeTls {
+    /// CA certificate(s).
+    pub ca: Option<Buffer>,
+    /// Client certificate.
+    pub cert: Option<Buffer>,
+    /// Client private key.
+    pub key: Option<Buffer>,
 }
 
 /// One decrypted session, as listed by `all`.
@@ -332,6 +347,12 @@ fn store_options(options: NativeOptions) -> StoreOptions {
         url: options.url,
         prefix: options.prefix,
         secrets: options.secrets,
+        cluster: options.cluster,
+        tls: options.tls.map(|tls| TlsInput {
+            ca: tls.ca.map(|ca| ca.to_vec()),
+            cert: tls.cert.map(|cert| cert.to_vec()),
+            key: tls.key.map(|key| Zeroizing::new(key.to_vec())),
+        }),
         encryption_keys,
         cookie_name: options.cookie_name,
         max_session_bytes: options.max_session_bytes,

@@ -12,6 +12,8 @@ use crate::error::{Result, StoreError};
 use crate::keys::{KeyRing, SessionKey};
 use crate::limits::DEFAULT_MAX_SESSION_BYTES;
 use crate::store::StoreSettings;
+use crate::target::Target;
+use redis::{ClientTlsConfig, TlsCertificates};
 
 /// The default `COUNT` hint of SCAN steps: few round trips over a large keyspace, and still
 /// a short step for Redis.
@@ -29,6 +31,18 @@ pub enum KeyInput {
     Base64(Zeroizing<String>),
 }
 
+/// Certificates for `rediss://` connections, in PEM; absent parts fall back to the system's
+/// trust store (CA) or to no client certificate.
+#[derive(Default)]
+pub struct TlsInput {
+    /// CA certificate(s) that signed the server's certificate.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate, for servers that require one (`tls-auth-clients yes`).
+    pub cert: Option<Vec<u8>>,
+    /// Private key of the client certificate.
+    pub key: Option<Zeroizing<Vec<u8>>>,
+}
+
 /// The options as the user gave them, defaults already applied where the JS layer owns them.
 pub struct StoreOptions {
     /// `redis://` or `rediss://` URL, with optional user, password and database.
@@ -37,6 +51,10 @@ pub struct StoreOptions {
     pub prefix: String,
     /// Cookie secrets, first one newest.
     pub secrets: Vec<String>,
+    /// Seed node URLs of a Redis Cluster; when given, `url` is not used.
+    pub cluster: Option<Vec<String>>,
+    /// Certificates for `rediss://`.
+    pub tls: Option<TlsInput>,
     /// Explicit encryption keys; when absent, one key is derived from each secret.
     pub encryption_keys: Option<Vec<KeyInput>>,
     /// Name of the session cookie.
@@ -69,7 +87,7 @@ pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
     }
 
     Ok(StoreSettings {
-        client: client_for(&options.url)?,
+        target: target_for(&options.url, options.cluster.as_deref(), options.tls, &timing)?,
         prefix: options.prefix,
         secrets,
         keys,
@@ -110,21 +128,81 @@ fn key_ring_from_inputs(inputs: Vec<KeyInput>) -> Result<KeyRing> {
     KeyRing::from_keys(keys)
 }
 
-fn client_for(url: &str) -> Result<redis::Client> {
+fn target_for(
+    url: &str,
+    cluster: Option<&[String]>,
+    tls: Option<TlsInput>,
+    timing: &LinkTiming,
+) -> Result<Target> {
+    let certificates = tls.map(certificates).transpose()?;
+    let Some(seeds) = cluster else {
+        return Ok(Target::Single(Box::new(client_for("url", url, certificates)?)));
+    };
+    if seeds.is_empty() {
+        return Err(StoreError::option("cluster", "must list at least one seed node URL"));
+    }
+    for seed in seeds {
+        client_for("cluster", seed, None)?;
+    }
+    let (connect, command) = (timing.connect_timeout, timing.command_timeout);
+    Target::cluster(seeds, certificates, connect, command)
+        .map_err(|_| StoreError::option("cluster", "the seed node URLs were refused"))
+}
+
+fn certificates(tls: TlsInput) -> Result<TlsCertificates> {
+    let pem = |bytes: &Option<Vec<u8>>, marker: &[u8], what: &str| match bytes {
+        Some(bytes) if !contains(bytes, marker) => {
+            Err(StoreError::option("tls", format!("`{what}` is not PEM")))
+        }
+        _ => Ok(()),
+    };
+    pem(&tls.ca, b"-----BEGIN CERTIFICATE-----", "ca")?;
+    pem(&tls.cert, b"-----BEGIN CERTIFICATE-----", "cert")?;
+    if let Some(key) = &tls.key {
+        if !contains(key, b"PRIVATE KEY-----") {
+            return Err(StoreError::option("tls", "`key` is not a PEM private key"));
+        }
+    }
+
+    let client_tls = match (tls.cert, tls.key) {
+        (Some(client_cert), Some(key)) => {
+            Some(ClientTlsConfig { client_cert, client_key: key.to_vec() })
+        }
+        (None, None) => None,
+        _ => return Err(StoreError::option("tls", "`cert` and `key` go together")),
+    };
+    Ok(TlsCertificates { client_tls, root_cert: tls.ca })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+fn client_for(
+    option: &'static str,
+    url: &str,
+    certificates: Option<TlsCertificates>,
+) -> Result<redis::Client> {
     let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
         .iter()
         .any(|scheme| url.starts_with(scheme));
     if !scheme_ok {
-        return Err(StoreError::option("url", "must start with redis:// or rediss://"));
+        return Err(StoreError::option(option, "must start with redis:// or rediss://"));
     }
 
-    if url.starts_with("rediss://") {
+    let secure = url.starts_with("rediss://");
+    if secure {
         // rustls needs a process-wide crypto provider; another library may have set one.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 
-    redis::Client::open(url)
-        .map_err(|_| StoreError::option("url", "is not a valid Redis URL (host, port, database)"))
+    let invalid = |_| StoreError::option(option, "is not a valid Redis URL (host, port, database)");
+    match certificates {
+        None => redis::Client::open(url).map_err(invalid),
+        Some(_) if !secure => Err(StoreError::option("tls", "needs a rediss:// URL")),
+        Some(certs) => redis::Client::build_with_tls(url, certs)
+            .map_err(|_| StoreError::option("tls", "the certificates or the key were refused")),
+    }
 }
 
 fn timing(options: &StoreOptions) -> Result<LinkTiming> {
@@ -162,6 +240,8 @@ mod tests {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "session:".into(),
             secrets: vec!["s3cret".into()],
+            cluster: None,
+            tls: None,
             encryption_keys: None,
             cookie_name: "connect.sid".into(),
             max_session_bytes: None,

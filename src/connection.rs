@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::{watch, Notify};
 
 use crate::error::{Result, StoreError};
+use crate::target::{Conn, Target};
 
 /// A change of the link's state, for the `connect` / `disconnect` events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +57,7 @@ impl Default for LinkTiming {
 /// A live connection together with its generation number (to ignore stale loss reports).
 #[derive(Clone)]
 struct Current {
-    conn: MultiplexedConnection,
+    conn: Conn,
     generation: u64,
 }
 
@@ -81,7 +80,7 @@ pub struct Link {
 impl Link {
     /// Starts the supervisor on the current Tokio runtime. Returns at once: the first
     /// connection is made in the background and announced with [`LinkEvent::Connected`].
-    pub fn start(client: Client, timing: LinkTiming, sink: EventSink) -> Self {
+    pub fn start(target: Target, timing: LinkTiming, sink: EventSink) -> Self {
         let (current, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             current,
@@ -92,7 +91,7 @@ impl Link {
         });
 
         let supervisor =
-            Supervisor { client, timing: timing.clone(), shared: shared.clone(), sink };
+            Supervisor { target, timing: timing.clone(), shared: shared.clone(), sink };
         let task = tokio::spawn(supervisor.run());
         Self { shared, timing, task: std::sync::Mutex::new(Some(task)) }
     }
@@ -106,15 +105,18 @@ impl Link {
     /// connection, then for the answer). A broken connection is reported to the supervisor.
     pub async fn run<T, F, Fut>(&self, command: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let limit = self.timing.command_timeout;
         let attempt = async {
             let current = self.connection().await?;
+            // A cluster connection recovers from a lost node by itself; only a single
+            // server's broken connection is rebuilt from here.
+            let single = !current.conn.is_cluster();
             let result = command(current.conn).await;
             if let Err(err) = &result {
-                if err.is_unrecoverable_error() || err.is_io_error() {
+                if single && (err.is_unrecoverable_error() || err.is_io_error()) {
                     self.report_loss(current.generation);
                 }
             }
@@ -192,7 +194,7 @@ impl Drop for Link {
 
 /// The background task that owns connecting and reconnecting.
 struct Supervisor {
-    client: Client,
+    target: Target,
     timing: LinkTiming,
     shared: Arc<Shared>,
     sink: EventSink,
@@ -230,14 +232,8 @@ impl Supervisor {
         self.shared.closed.load(Ordering::SeqCst)
     }
 
-    async fn connect_once(&self) -> Option<MultiplexedConnection> {
-        // Commands are bounded by `Link::run`; a second timer per command inside redis-rs
-        // would only cost time.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timing.connect_timeout))
-            .set_response_timeout(None);
-
-        let attempt = self.client.get_multiplexed_async_connection_with_config(&config);
+    async fn connect_once(&self) -> Option<Conn> {
+        let attempt = self.target.connect(self.timing.connect_timeout);
         let shutdown = self.shared.shutdown.notified();
         tokio::select! {
             result = tokio::time::timeout(self.timing.connect_timeout, attempt) => {
@@ -248,7 +244,7 @@ impl Supervisor {
     }
 
     /// Waits until the connection `generation` is lost or the link is closed; returns why.
-    async fn watch(&self, mut conn: MultiplexedConnection, generation: u64) -> String {
+    async fn watch(&self, mut conn: Conn, generation: u64) -> String {
         let mut tick = tokio::time::interval(self.timing.health_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -272,10 +268,8 @@ impl Supervisor {
         }
     }
 
-    async fn ping(&self, conn: &mut MultiplexedConnection) -> std::result::Result<(), String> {
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<()>(conn);
-        match tokio::time::timeout(self.timing.command_timeout, ping).await {
+    async fn ping(&self, conn: &mut Conn) -> std::result::Result<(), String> {
+        match tokio::time::timeout(self.timing.command_timeout, conn.ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) if err.is_unrecoverable_error() || err.is_io_error() => {
                 Err("connection lost".into())

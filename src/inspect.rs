@@ -75,11 +75,10 @@ impl SessionStore {
 
     /// Statistics of the keys found by one SCAN step from `cursor` ("0" to start).
     pub async fn stats_page(&self, cursor: &str) -> Result<StatsPage> {
-        let start = cursor.parse::<u64>().unwrap_or(0);
-        let (next, keys) = self.backend().scan_page(&self.scan_pattern(), start, None).await?;
+        let (next, keys) = self.backend().scan_page(&self.scan_pattern(), cursor, None).await?;
         let facts = self.backend().describe(&keys).await?;
 
-        let mut page = StatsPage { cursor: next.to_string(), ..StatsPage::default() };
+        let mut page = StatsPage { cursor: next, ..StatsPage::default() };
         let mut session_keys = Vec::new();
         for (key, fact) in keys.into_iter().zip(facts) {
             match fact.kind.as_str() {

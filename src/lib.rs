@@ -21,6 +21,7 @@ pub mod keys;
 pub mod limits;
 pub mod signature;
 pub mod store;
+pub mod target;
 pub mod ttl;
 
 pub use error::{Result, StoreError};

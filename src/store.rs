@@ -3,8 +3,6 @@
 //! JSON stays a byte string here: it is produced and parsed by the caller (V8), and this
 //! layer only checks its size, seals it under the key `prefix + sid`, and opens it again.
 
-use redis::Client;
-
 use crate::backend::Backend;
 use crate::connection::{EventSink, Link, LinkTiming};
 use crate::cookie_header;
@@ -13,12 +11,13 @@ use crate::error::{Result, StoreError};
 use crate::keys::KeyRing;
 use crate::limits::{self, check_payload, check_sid};
 use crate::signature;
+use crate::target::Target;
 use crate::ttl::{self, Expiry};
 
 /// Settings of a store, already validated by [`crate::config`].
 pub struct StoreSettings {
-    /// The Redis client (URL, TLS, credentials, database).
-    pub client: Client,
+    /// Where Redis is: one server (URL, TLS, credentials, database) or a cluster.
+    pub target: Target,
     /// Prepended to every sid to form its Redis key.
     pub prefix: String,
     /// Cookie secrets, newest first: the first signs, all verify.
@@ -70,7 +69,7 @@ impl SessionStore {
     /// Starts the store; the connection is made in the background and reported to `sink`.
     /// Must be called within a Tokio runtime.
     pub fn start(settings: StoreSettings, sink: EventSink) -> Self {
-        let link = Link::start(settings.client, settings.timing, sink);
+        let link = Link::start(settings.target, settings.timing, sink);
         Self {
             backend: Backend::new(link, settings.scan_count),
             prefix: settings.prefix,

@@ -1,0 +1,153 @@
+//! Where the store's data lives: one Redis server, or a Redis Cluster reached through seed
+//! nodes. Both kinds give a cloneable connection that multiplexes commands; the cluster one
+//! routes each command by its key's slot and follows topology changes (failovers) itself.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value,
+};
+
+/// How to reach Redis.
+#[derive(Clone)]
+pub enum Target {
+    /// One server (`url`).
+    Single(Box<Client>),
+    /// A cluster (`cluster`: seed node URLs).
+    Cluster(Box<ClusterClient>),
+}
+
+impl Target {
+    /// A cluster target from seed URLs, with the store's timing and TLS certificates.
+    pub fn cluster(
+        seeds: &[String],
+        certificates: Option<TlsCertificates>,
+        connect: Duration,
+        command: Duration,
+    ) -> RedisResult<Self> {
+        let mut builder = ClusterClient::builder(seeds.iter().map(String::as_str))
+            .connection_timeout(connect)
+            .response_timeout(command);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        let client = builder.build()?;
+        Ok(Self::Cluster(Box::new(client)))
+    }
+
+    /// Opens a connection; the caller bounds how long it may take.
+    pub async fn connect(&self, connect_timeout: Duration) -> RedisResult<Conn> {
+        match self {
+            Self::Single(client) => {
+                // Commands are bounded by `Link::run`; a second timer per command inside
+                // redis-rs would only cost time.
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(None);
+                let conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+                Ok(Conn::Single(conn))
+            }
+            Self::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+        }
+    }
+}
+
+/// A live connection of either kind.
+#[derive(Clone)]
+pub enum Conn {
+    /// To one server.
+    Single(MultiplexedConnection),
+    /// To a cluster.
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// Whether commands go to a cluster (SCAN must then walk every primary).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    /// A liveness probe: PING to the server, or to any node of the cluster (a failing
+    /// primary is the cluster's to handle, not a reason to drop the whole connection).
+    pub async fn ping(&mut self) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Self::Single(conn) => ping.query_async(conn).await,
+            Self::Cluster(conn) => {
+                let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                conn.route_command(ping, random).await.map(drop)
+            }
+        }
+    }
+
+    /// The addresses (`host:port`) of the cluster's primaries, sorted; empty for one server.
+    pub async fn primaries(&mut self) -> RedisResult<Vec<String>> {
+        let Self::Cluster(conn) = self else {
+            return Ok(Vec::new());
+        };
+        let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let reply = conn.route_command(redis::cmd("PING"), all).await?;
+        let mut addresses: Vec<String> = match reply {
+            Value::Map(pairs) => pairs.into_iter().filter_map(|(k, _)| text(k)).collect(),
+            _ => Vec::new(),
+        };
+        addresses.sort();
+        Ok(addresses)
+    }
+
+    /// Sends `cmd` to the node at `address` (`host:port`); a plain send for one server.
+    pub async fn send_to(&mut self, address: Option<&str>, cmd: Cmd) -> RedisResult<Value> {
+        match (self, address.and_then(split_address)) {
+            (Self::Cluster(conn), Some((host, port))) => {
+                let node = SingleNodeRoutingInfo::ByAddress { host, port };
+                conn.route_command(cmd, RoutingInfo::SingleNode(node)).await
+            }
+            (conn, _) => cmd.query_async(conn).await,
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+fn text(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn split_address(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    Some((host.to_owned(), port.parse().ok()?))
+}

@@ -24,6 +24,8 @@ export interface RedisStoreOptions {
   url?: string
   /** Seed node URLs of a Redis Cluster; when given, `url` is not used. */
   cluster?: string[]
+  /** Sentinel URLs and the name of the primary they monitor; when given, `url` is not used. */
+  sentinel?: { nodes: string[]; masterName: string }
   /**
    * Certificates for `rediss://`, as PEM strings or Buffers: `ca` (default: the system's
    * trust store), and `cert` with `key` for servers that require a client certificate.

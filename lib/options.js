@@ -44,6 +44,7 @@ function normalizeOptions(options) {
     secrets: secretOption(options.secret),
     cluster: clusterOption(options.cluster),
     tls: tlsOption(options.tls),
+    sentinel: sentinelOption(options.sentinel),
     encryptionKeys: keysOption(options.encryptionKeys),
     cookieName: js.cookieName,
     maxSessionBytes: countOption(options, 'maxSessionBytes'),
@@ -70,6 +71,17 @@ function clusterOption(cluster) {
     cluster.every((url) => typeof url === 'string' && url !== '')
   if (!ok) throw optionError('cluster', 'must be a non-empty array of seed node URLs')
   return cluster.slice()
+}
+
+/** `{ nodes: [urls], masterName }`: the primary is the one these sentinels name. */
+function sentinelOption(sentinel) {
+  if (sentinel === undefined) return undefined
+  const ok = sentinel !== null && typeof sentinel === 'object' &&
+    Array.isArray(sentinel.nodes) && sentinel.nodes.length > 0 &&
+    sentinel.nodes.every((url) => typeof url === 'string' && url !== '') &&
+    typeof sentinel.masterName === 'string' && sentinel.masterName !== ''
+  if (!ok) throw optionError('sentinel', 'must be `{ nodes: [sentinel URLs], masterName }`')
+  return { nodes: sentinel.nodes.slice(), masterName: sentinel.masterName }
 }
 
 /** `{ ca, cert, key }` as PEM strings or Buffers, for `rediss://`. */

@@ -46,6 +46,8 @@ pub struct NativeOptions {
     pub cluster: Option<Vec<String>>,
     /// Certificates for `rediss://`.
     pub tls: Option<NativeTls>,
+    /// Sentinels and the primary's name.
+    pub sentinel: Option<NativeSentinel>,
     /// Explicit encryption keys (Buffers or base64 strings).
     pub encryption_keys: Option<Vec<Either<Buffer, String>>>,
     /// Session cookie name.
@@ -62,6 +64,15 @@ pub struct NativeOptions {
     pub connect_timeout: Option<f64>,
     /// Reconnection backoff cap in ms.
     pub reconnect_max_delay: Option<f64>,
+}
+
+/// Where Sentinel runs, and the name of the primary it watches.
+#[napi(object)]
+pub struct NativeSentinel {
+    /// Sentinel URLs.
+    pub nodes: Vec<String>,
+    /// The monitored primary's name.
+    pub master_name: String,
 }
 
 /// Certificates for `rediss://`, in PEM.
@@ -353,6 +364,7 @@ fn store_options(options: NativeOptions) -> StoreOptions {
             cert: tls.cert.map(|cert| cert.to_vec()),
             key: tls.key.map(|key| Zeroizing::new(key.to_vec())),
         }),
+        sentinel: options.sentinel.map(|sentinel| (sentinel.nodes, sentinel.master_name)),
         encryption_keys,
         cookie_name: options.cookie_name,
         max_session_bytes: options.max_session_bytes,

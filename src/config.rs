@@ -55,6 +55,8 @@ pub struct StoreOptions {
     pub cluster: Option<Vec<String>>,
     /// Certificates for `rediss://`.
     pub tls: Option<TlsInput>,
+    /// Sentinels and the name of the primary they watch.
+    pub sentinel: Option<(Vec<String>, String)>,
     /// Explicit encryption keys; when absent, one key is derived from each secret.
     pub encryption_keys: Option<Vec<KeyInput>>,
     /// Name of the session cookie.
@@ -87,7 +89,10 @@ pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
     }
 
     Ok(StoreSettings {
-        target: target_for(&options.url, options.cluster.as_deref(), options.tls, &timing)?,
+        target: match options.sentinel {
+            Some((nodes, master_name)) => sentinel_target(&nodes, &master_name)?,
+            None => target_for(&options.url, options.cluster.as_deref(), options.tls, &timing)?,
+        },
         prefix: options.prefix,
         secrets,
         keys,
@@ -149,6 +154,20 @@ fn target_for(
         .map_err(|_| StoreError::option("cluster", "the seed node URLs were refused"))
 }
 
+fn sentinel_target(nodes: &[String], master_name: &str) -> Result<Target> {
+    if nodes.is_empty() {
+        return Err(StoreError::option("sentinel", "`nodes` must list at least one sentinel URL"));
+    }
+    if master_name.is_empty() {
+        return Err(StoreError::option("sentinel", "`masterName` must not be empty"));
+    }
+    for node in nodes {
+        client_for("sentinel", node, None)?;
+    }
+    Target::sentinel(nodes, master_name)
+        .map_err(|_| StoreError::option("sentinel", "the sentinel URLs were refused"))
+}
+
 fn certificates(tls: TlsInput) -> Result<TlsCertificates> {
     let pem = |bytes: &Option<Vec<u8>>, marker: &[u8], what: &str| match bytes {
         Some(bytes) if !contains(bytes, marker) => {
@@ -196,7 +215,7 @@ fn client_for(
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 
-    let invalid = |_| StoreError::option(option, "is not a valid Redis URL (host, port, database)");
+    let invalid = |_| StoreError::option(option, "is not a valid Redis URL (host, port, db)");
     match certificates {
         None => redis::Client::open(url).map_err(invalid),
         Some(_) if !secure => Err(StoreError::option("tls", "needs a rediss:// URL")),
@@ -242,6 +261,7 @@ mod tests {
             secrets: vec!["s3cret".into()],
             cluster: None,
             tls: None,
+            sentinel: None,
             encryption_keys: None,
             cookie_name: "connect.sid".into(),
             max_session_bytes: None,

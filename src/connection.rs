@@ -116,7 +116,10 @@ impl Link {
             let single = !current.conn.is_cluster();
             let result = command(current.conn).await;
             if let Err(err) = &result {
-                if single && (err.is_unrecoverable_error() || err.is_io_error()) {
+                // READONLY: the server became a replica (a Sentinel failover): reconnect to
+                // the primary at once instead of at the next health check.
+                let demoted = err.code() == Some("READONLY");
+                if single && (err.is_unrecoverable_error() || err.is_io_error() || demoted) {
                     self.report_loss(current.generation);
                 }
             }
@@ -206,7 +209,7 @@ impl Supervisor {
         let mut failures: u32 = 0;
 
         while !self.closed() {
-            let Some(conn) = self.connect_once().await else {
+            let Some((conn, address)) = self.connect_once().await else {
                 failures = failures.saturating_add(1);
                 if self.sleep_or_shutdown(self.backoff(failures)).await {
                     break;
@@ -219,7 +222,7 @@ impl Supervisor {
             self.shared.current.send_replace(Some(Current { conn: conn.clone(), generation }));
             (self.sink)(LinkEvent::Connected);
 
-            let reason = self.watch(conn, generation).await;
+            let reason = self.watch(conn, address, generation).await;
             self.shared.current.send_replace(None);
             if self.closed() {
                 break;
@@ -232,7 +235,7 @@ impl Supervisor {
         self.shared.closed.load(Ordering::SeqCst)
     }
 
-    async fn connect_once(&self) -> Option<Conn> {
+    async fn connect_once(&self) -> Option<(Conn, Option<String>)> {
         let attempt = self.target.connect(self.timing.connect_timeout);
         let shutdown = self.shared.shutdown.notified();
         tokio::select! {
@@ -244,7 +247,7 @@ impl Supervisor {
     }
 
     /// Waits until the connection `generation` is lost or the link is closed; returns why.
-    async fn watch(&self, mut conn: Conn, generation: u64) -> String {
+    async fn watch(&self, mut conn: Conn, address: Option<String>, generation: u64) -> String {
         let mut tick = tokio::time::interval(self.timing.health_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -262,6 +265,11 @@ impl Supervisor {
                 _ = tick.tick() => {
                     if let Err(reason) = self.ping(&mut conn).await {
                         return reason;
+                    }
+                    if let Some(address) = &address {
+                        if !self.target.still_primary(address).await {
+                            return "the primary changed".into();
+                        }
                     }
                 }
             }

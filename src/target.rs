@@ -1,6 +1,8 @@
-//! Where the store's data lives: one Redis server, or a Redis Cluster reached through seed
-//! nodes. Both kinds give a cloneable connection that multiplexes commands; the cluster one
-//! routes each command by its key's slot and follows topology changes (failovers) itself.
+//! Where the store's data lives: one Redis server, a primary found through Sentinel, or a
+//! Redis Cluster reached through seed nodes. Every kind gives a cloneable connection that
+//! multiplexes commands; the cluster one routes each command by its key's slot and follows
+//! topology changes (failovers) itself, and a Sentinel one is checked against the primary
+//! that Sentinel names, so that a failover makes the store reconnect to the new primary.
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value,
 };
@@ -19,6 +22,23 @@ pub enum Target {
     Single(Box<Client>),
     /// A cluster (`cluster`: seed node URLs).
     Cluster(Box<ClusterClient>),
+    /// The primary that Sentinel names (`sentinel: { nodes, masterName }`).
+    Sentinel(std::sync::Arc<SentinelTarget>),
+}
+
+/// Sentinels to ask, and the name of the primary they watch.
+pub struct SentinelTarget {
+    sentinel: tokio::sync::Mutex<Sentinel>,
+    master_name: String,
+}
+
+impl SentinelTarget {
+    /// The primary's address as Sentinel reports it now.
+    async fn primary(&self) -> RedisResult<Client> {
+        let mut sentinel = self.sentinel.lock().await;
+        let info = SentinelNodeConnectionInfo::default();
+        sentinel.async_master_for(&self.master_name, Some(&info)).await
+    }
 }
 
 impl Target {
@@ -39,19 +59,41 @@ impl Target {
         Ok(Self::Cluster(Box::new(client)))
     }
 
-    /// Opens a connection; the caller bounds how long it may take.
-    pub async fn connect(&self, connect_timeout: Duration) -> RedisResult<Conn> {
+    /// A Sentinel target from sentinel URLs and the watched primary's name.
+    pub fn sentinel(nodes: &[String], master_name: &str) -> RedisResult<Self> {
+        let sentinel = Sentinel::build(nodes.iter().map(String::as_str).collect())?;
+        let target = SentinelTarget {
+            sentinel: tokio::sync::Mutex::new(sentinel),
+            master_name: master_name.to_owned(),
+        };
+        Ok(Self::Sentinel(std::sync::Arc::new(target)))
+    }
+
+    /// Opens a connection; the caller bounds how long it may take. Also returns the address
+    /// connected to, when the target can move (Sentinel).
+    pub async fn connect(&self, connect_timeout: Duration) -> RedisResult<(Conn, Option<String>)> {
         match self {
-            Self::Single(client) => {
-                // Commands are bounded by `Link::run`; a second timer per command inside
-                // redis-rs would only cost time.
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(connect_timeout))
-                    .set_response_timeout(None);
-                let conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-                Ok(Conn::Single(conn))
+            Self::Single(client) => Ok((single(client, connect_timeout).await?, None)),
+            Self::Cluster(client) => {
+                Ok((Conn::Cluster(client.get_async_connection().await?), None))
             }
-            Self::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+            Self::Sentinel(target) => {
+                let client = target.primary().await?;
+                let address = client.get_connection_info().addr().to_string();
+                Ok((single(&client, connect_timeout).await?, Some(address)))
+            }
+        }
+    }
+
+    /// Whether the primary is still the one at `address` (always true but for Sentinel).
+    pub async fn still_primary(&self, address: &str) -> bool {
+        match self {
+            Self::Sentinel(target) => match target.primary().await {
+                Ok(client) => client.get_connection_info().addr().to_string() == address,
+                // Sentinels unreachable: keep the connection; its own pings decide.
+                Err(_) => true,
+            },
+            _ => true,
         }
     }
 }
@@ -137,6 +179,15 @@ impl ConnectionLike for Conn {
             Self::Cluster(conn) => conn.get_db(),
         }
     }
+}
+
+async fn single(client: &Client, connect_timeout: Duration) -> RedisResult<Conn> {
+    // Commands are bounded by `Link::run`; a second timer per command inside redis-rs would
+    // only cost time.
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(None);
+    Ok(Conn::Single(client.get_multiplexed_async_connection_with_config(&config).await?))
 }
 
 fn text(value: Value) -> Option<String> {

@@ -24,6 +24,10 @@ export interface RedisStoreOptions {
   url?: string
   /** Seed node URLs of a Redis Cluster; when given, `url` is not used. */
   cluster?: string[]
+  /** Replicas that must have each write before it is acknowledged (Redis `WAIT`). */
+  waitReplicas?: number
+  /** How long Redis waits for them, in milliseconds; below `commandTimeout`. Default 500. */
+  waitTimeout?: number
   /** Sentinel URLs and the name of the primary they monitor; when given, `url` is not used. */
   sentinel?: { nodes: string[]; masterName: string }
   /**
@@ -114,7 +118,7 @@ type Callback<T> = (err: any, value?: T) => void
 /**
  * An express-session store over Redis whose values are encrypted with AES-256-GCM.
  * Every method takes a node-style callback, or returns a Promise when it is omitted.
- * Errors carry a stable `code`: `ERR_REDIS`, `ERR_REDIS_TIMEOUT`, `ERR_CLOSED`,
+ * Errors carry a stable `code`: `ERR_REDIS`, `ERR_REDIS_TIMEOUT`, `ERR_REDIS_WAIT`, `ERR_CLOSED`,
  * `ERR_INVALID_ARG`, `ERR_INVALID_OPTION`, `ERR_DECRYPT` (events only), `ERR_INTERNAL`.
  */
 export declare class RedisStore extends Store {

@@ -38,6 +38,28 @@ describe('with Sentinel', () => {
     assert.equal((await store.get('s-1')).v, 1)
   })
 
+  it('waitReplicas: a write is acknowledged once a replica has it, refused otherwise', async () => {
+    await sentinel.waitForReplica()
+    const where = { nodes: sentinel.sentinels, masterName: 'campus' }
+    const options = { sentinel: where, secret: 's' }
+    const one = new RedisStore({ ...options, waitReplicas: 1, waitTimeout: 500 })
+    await once(one, 'connect')
+    await one.set('acked', session({ v: 1 }))
+    await one.destroy('acked')
+    await one.close()
+
+    const two = new RedisStore({ ...options, waitReplicas: 2, waitTimeout: 100 })
+    await once(two, 'connect')
+    await assert.rejects(two.set('not-acked', session({ v: 1 })), (err) => {
+      assert.equal(err.code, 'ERR_REDIS_WAIT')
+      assert.match(err.message, /1 of 2 replicas/)
+      return true
+    })
+    await two.close()
+    assert.throws(() => new RedisStore({ ...options, waitReplicas: 1, waitTimeout: 5000 }),
+      /`waitTimeout`/)
+  })
+
   it('follows a SENTINEL FAILOVER under load; sessions written before are kept', async () => {
     const sids = Array.from({ length: 100 }, (_, i) => `before-failover-${i}`)
     await Promise.all(sids.map((sid) => store.set(sid, session({ sid }))))

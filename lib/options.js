@@ -53,6 +53,8 @@ function normalizeOptions(options) {
     reconnectMaxDelay: countOption(options, 'reconnectMaxDelay'),
     scanCount: countOption(options, 'scanCount'),
     tombstoneTtl: countOption(options, 'tombstoneTtl'),
+    waitReplicas: optionalCount(options, 'waitReplicas'),
+    waitTimeout: optionalCount(options, 'waitTimeout'),
   }
   return { js, native }
 }
@@ -163,6 +165,10 @@ function booleanOption(options, name) {
   const value = options[name] === undefined ? DEFAULTS[name] : options[name]
   if (typeof value !== 'boolean') throw optionError(name, 'must be true or false')
   return value
+}
+
+function optionalCount(options, name) {
+  return options[name] === undefined ? undefined : countOption(options, name)
 }
 
 function countOption(options, name) {

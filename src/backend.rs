@@ -6,7 +6,7 @@
 use redis::{cmd, Script};
 
 use crate::connection::Link;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::target::Conn;
 use crate::ttl::Expiry;
 
@@ -63,17 +63,27 @@ pub struct Backend {
     link: Link,
     scan_count: u32,
     scripts: Scripts,
+    acknowledgement: Option<Acknowledgement>,
+}
+
+/// How many replicas must confirm each write before it is acknowledged (`WAIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// Replicas that must have the write.
+    pub replicas: u32,
+    /// How long Redis may wait for them, in milliseconds.
+    pub timeout_ms: u64,
 }
 
 impl Backend {
     /// Wraps a started link; `scan_count` is the `COUNT` hint of each SCAN step.
-    pub fn new(link: Link, scan_count: u32) -> Self {
+    pub fn new(link: Link, scan_count: u32, acknowledgement: Option<Acknowledgement>) -> Self {
         let scripts = Scripts {
             write: Script::new(WRITE_SCRIPT),
             renew: Script::new(RENEW_SCRIPT),
             bury: Script::new(BURY_SCRIPT),
         };
-        Self { link, scan_count, scripts }
+        Self { link, scan_count, scripts, acknowledgement }
     }
 
     /// The underlying link (for closing and timing).
@@ -97,22 +107,33 @@ impl Backend {
     /// whether it was written. [`Expiry::Delete`] removes a live value instead.
     pub async fn write(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<bool> {
         let millis = expiry_argument(expiry);
-        self.link
+        let ack = self.acknowledgement;
+        let (written, reached) = self
+            .link
             .run(|mut conn| async move {
-                self.scripts.write.key(key).arg(value).arg(millis).invoke_async(&mut conn).await
+                let mut invocation = self.scripts.write.prepare_invoke();
+                invocation.key(key).arg(value).arg(millis);
+                let written: bool = invocation.invoke_async(&mut conn).await?;
+                Ok((written, replicated(&mut conn, ack).await?))
             })
-            .await
+            .await?;
+        check_replication(ack, reached).map(|()| written)
     }
 
     /// Sets the lifetime of a live value ([`Expiry::Delete`] removes it); a missing key or a
     /// tombstone is left alone. Returns whether a live value was there.
     pub async fn renew(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
         let millis = expiry_argument(expiry);
-        self.link
+        let ack = self.acknowledgement;
+        let (renewed, reached) = self
+            .link
             .run(|mut conn| async move {
-                self.scripts.renew.key(key).arg(millis).invoke_async(&mut conn).await
+                let renewed =
+                    self.scripts.renew.key(key).arg(millis).invoke_async(&mut conn).await?;
+                Ok((renewed, replicated(&mut conn, ack).await?))
             })
-            .await
+            .await?;
+        check_replication(ack, reached).map(|()| renewed)
     }
 
     /// Replaces whatever is at `key` with a tombstone living `millis`: a small hash that a
@@ -121,11 +142,15 @@ impl Backend {
     /// of another type, it needs no second key (so it works on Redis Cluster) and `SCAN ...
     /// TYPE string` skips it.
     pub async fn bury(&self, key: &[u8], millis: u64) -> Result<()> {
-        self.link
+        let ack = self.acknowledgement;
+        let reached = self
+            .link
             .run(|mut conn| async move {
-                self.scripts.bury.key(key).arg(millis).invoke_async::<()>(&mut conn).await
+                self.scripts.bury.key(key).arg(millis).invoke_async::<()>(&mut conn).await?;
+                replicated(&mut conn, ack).await
             })
-            .await
+            .await?;
+        check_replication(ack, reached)
     }
 
     /// `DEL key...`, in batches; returns how many keys existed.
@@ -209,6 +234,30 @@ pub struct KeyFacts {
     pub ttl_ms: i64,
     /// `MEMORY USAGE` in bytes, when the key exists.
     pub bytes: Option<u64>,
+}
+
+/// `WAIT replicas timeout` after a write, when acknowledgement is asked for; returns how
+/// many replicas have it. On one connection `WAIT` covers every write sent before it.
+async fn replicated(
+    conn: &mut Conn,
+    ack: Option<Acknowledgement>,
+) -> redis::RedisResult<Option<u32>> {
+    let Some(Acknowledgement { replicas, timeout_ms }) = ack else {
+        return Ok(None);
+    };
+    cmd("WAIT").arg(replicas).arg(timeout_ms).query_async(conn).await.map(Some)
+}
+
+/// The write is acknowledged only when enough replicas had it.
+fn check_replication(ack: Option<Acknowledgement>, reached: Option<u32>) -> Result<()> {
+    match (ack, reached) {
+        (Some(ack), Some(reached)) if reached < ack.replicas => Err(StoreError::NotReplicated {
+            reached,
+            wanted: ack.replicas,
+            timeout_ms: ack.timeout_ms,
+        }),
+        _ => Ok(()),
+    }
 }
 
 async fn scan_step(

@@ -58,6 +58,10 @@ pub struct NativeOptions {
     pub scan_count: Option<f64>,
     /// Tombstone lifetime in seconds.
     pub tombstone_ttl: Option<f64>,
+    /// Replicas that must confirm each write.
+    pub wait_replicas: Option<f64>,
+    /// How long to wait for them, in ms.
+    pub wait_timeout: Option<f64>,
     /// Command timeout in ms.
     pub command_timeout: Option<f64>,
     /// Connection attempt timeout in ms.
@@ -370,6 +374,8 @@ fn store_options(options: NativeOptions) -> StoreOptions {
         max_session_bytes: options.max_session_bytes,
         scan_count: options.scan_count,
         tombstone_ttl_secs: options.tombstone_ttl,
+        wait_replicas: options.wait_replicas,
+        wait_timeout_ms: options.wait_timeout,
         command_timeout_ms: options.command_timeout,
         connect_timeout_ms: options.connect_timeout,
         reconnect_max_delay_ms: options.reconnect_max_delay,

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use zeroize::Zeroizing;
 
+use crate::backend::Acknowledgement;
 use crate::connection::LinkTiming;
 use crate::error::{Result, StoreError};
 use crate::keys::{KeyRing, SessionKey};
@@ -22,6 +23,10 @@ pub const DEFAULT_SCAN_COUNT: u32 = 1000;
 /// The default lifetime of a tombstone: five minutes, longer than any request that could
 /// still write back a session it loaded before the logout.
 pub const DEFAULT_TOMBSTONE_MS: u64 = 300_000;
+
+/// The default `waitTimeout`: long enough for a replica on the same network, short enough to
+/// leave most of the default command timeout.
+pub const DEFAULT_WAIT_MS: u64 = 500;
 
 /// An encryption key as given: raw bytes, or base64 text.
 pub enum KeyInput {
@@ -67,6 +72,10 @@ pub struct StoreOptions {
     pub scan_count: Option<f64>,
     /// Lifetime of a destroyed session's tombstone, in seconds.
     pub tombstone_ttl_secs: Option<f64>,
+    /// Replicas that must confirm each write.
+    pub wait_replicas: Option<f64>,
+    /// How long to wait for them, in milliseconds.
+    pub wait_timeout_ms: Option<f64>,
     /// Bound of one command, in milliseconds.
     pub command_timeout_ms: Option<f64>,
     /// Bound of one connection attempt, in milliseconds.
@@ -78,6 +87,7 @@ pub struct StoreOptions {
 /// Checks every option and builds the settings of a store.
 pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
     let timing = timing(&options)?;
+    let acknowledgement = acknowledgement(&options, &timing)?;
     let secrets = check_secrets(options.secrets)?;
     let keys = match options.encryption_keys {
         Some(inputs) => key_ring_from_inputs(inputs)?,
@@ -101,6 +111,7 @@ pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
             .map_or(DEFAULT_MAX_SESSION_BYTES, |bytes| bytes as usize),
         scan_count: positive("scanCount", options.scan_count)?
             .map_or(DEFAULT_SCAN_COUNT, |count| count.min(u32::MAX as u64) as u32),
+        acknowledgement,
         tombstone_ms: positive("tombstoneTtl", options.tombstone_ttl_secs)?
             .map_or(DEFAULT_TOMBSTONE_MS, |secs| secs.saturating_mul(1000)),
         timing,
@@ -224,6 +235,19 @@ fn client_for(
     }
 }
 
+fn acknowledgement(options: &StoreOptions, timing: &LinkTiming) -> Result<Option<Acknowledgement>> {
+    let Some(replicas) = positive("waitReplicas", options.wait_replicas)? else {
+        return Ok(None);
+    };
+    let timeout_ms = positive("waitTimeout", options.wait_timeout_ms)?.unwrap_or(DEFAULT_WAIT_MS);
+    if Duration::from_millis(timeout_ms) >= timing.command_timeout {
+        return Err(StoreError::option("waitTimeout", "must be shorter than commandTimeout"));
+    }
+    let replicas =
+        u32::try_from(replicas).map_err(|_| StoreError::option("waitReplicas", "is too large"))?;
+    Ok(Some(Acknowledgement { replicas, timeout_ms }))
+}
+
 fn timing(options: &StoreOptions) -> Result<LinkTiming> {
     let mut timing = LinkTiming::default();
     if let Some(ms) = positive("commandTimeout", options.command_timeout_ms)? {
@@ -267,6 +291,8 @@ mod tests {
             max_session_bytes: None,
             scan_count: None,
             tombstone_ttl_secs: None,
+            wait_replicas: None,
+            wait_timeout_ms: None,
             command_timeout_ms: None,
             connect_timeout_ms: None,
             reconnect_max_delay_ms: None,

@@ -38,6 +38,17 @@ pub enum StoreError {
     #[error("redis did not answer within {0} ms")]
     Timeout(u64),
 
+    /// A write reached the primary but fewer replicas than asked for (`waitReplicas`).
+    #[error("only {reached} of {wanted} replicas had the write after {timeout_ms} ms")]
+    NotReplicated {
+        /// Replicas that acknowledged it.
+        reached: u32,
+        /// Replicas asked for.
+        wanted: u32,
+        /// How long Redis waited.
+        timeout_ms: u64,
+    },
+
     /// A stored value could not be opened: tampered, truncated, foreign, or sealed with a key
     /// this store does not hold.
     #[error("stored session could not be decrypted: {0}")]
@@ -60,6 +71,7 @@ impl StoreError {
             Self::InvalidArgument { .. } => "ERR_INVALID_ARG",
             Self::Redis(_) => "ERR_REDIS",
             Self::Timeout(_) => "ERR_REDIS_TIMEOUT",
+            Self::NotReplicated { .. } => "ERR_REDIS_WAIT",
             Self::Decrypt(_) => "ERR_DECRYPT",
             Self::Closed => "ERR_CLOSED",
             Self::Internal(_) => "ERR_INTERNAL",

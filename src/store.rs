@@ -3,7 +3,7 @@
 //! JSON stays a byte string here: it is produced and parsed by the caller (V8), and this
 //! layer only checks its size, seals it under the key `prefix + sid`, and opens it again.
 
-use crate::backend::Backend;
+use crate::backend::{Acknowledgement, Backend};
 use crate::connection::{EventSink, Link, LinkTiming};
 use crate::cookie_header;
 use crate::envelope;
@@ -32,6 +32,8 @@ pub struct StoreSettings {
     pub scan_count: u32,
     /// How long a destroyed session's tombstone refuses late writes, in milliseconds.
     pub tombstone_ms: u64,
+    /// Replicas that must confirm each write (`WAIT`), if any.
+    pub acknowledgement: Option<Acknowledgement>,
     /// Connection timing.
     pub timing: LinkTiming,
 }
@@ -71,7 +73,7 @@ impl SessionStore {
     pub fn start(settings: StoreSettings, sink: EventSink) -> Self {
         let link = Link::start(settings.target, settings.timing, sink);
         Self {
-            backend: Backend::new(link, settings.scan_count),
+            backend: Backend::new(link, settings.scan_count, settings.acknowledgement),
             prefix: settings.prefix,
             secrets: settings.secrets,
             keys: settings.keys,

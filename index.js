@@ -14,7 +14,7 @@ const {
 const { createLogger } = require('./lib/log')
 const { normalizeOptions } = require('./lib/options')
 
-/** Operation codes of the native `submit`. */
+/** Operation codes of the native `submitOp`. */
 const OP_GET = 0
 const OP_SET = 1
 const OP_TOUCH = 2

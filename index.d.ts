@@ -97,6 +97,18 @@ export interface Inspection {
   keyId: string | null
 }
 
+/** Counters of `stats()`, since the store started. */
+export interface StoreCounters {
+  /** Reads that found a session. */
+  hits: number
+  /** Reads that found none (missing, expired, destroyed). */
+  misses: number
+  /** Calls that failed on Redis. */
+  errors: number
+  /** Values that did not decrypt, by the hex id of the key that sealed them (or `unknown`). */
+  undecryptable: Record<string, number>
+}
+
 /** Totals of `scanStats`. */
 export interface ScanStats {
   sessions: number
@@ -157,6 +169,8 @@ export declare class RedisStore extends Store {
   saveSession(req: { session: import('express-session').Session }, userId: string): Promise<void>
   /** Removes the session `sid`. */
   destroySession(sid: string): Promise<void>
+  /** Counters since the store started: hits, misses, errors, undecryptable values by key. */
+  stats(): StoreCounters
   /** What is stored for `sid`, decrypted when possible. For support work: personal data. */
   inspect(sid: string): Promise<Inspection>
   /** Walks every key under the prefix with SCAN; `onPage` sees the totals after each step. */

@@ -153,6 +153,15 @@ class RedisStore extends Store {
   }
 
   /**
+   * Counters since the store started: `{ hits, misses, errors, undecryptable }`, the last by
+   * the id of the key that sealed the value (see `scanStats` for what is stored now). When
+   * an old key no longer shows up here or in `scanStats`, it can be retired.
+   */
+  stats() {
+    return this.#native.counters()
+  }
+
+  /**
    * What is stored for `sid`: `{ kind, ttlMs, session, keyId }`, `kind` being `missing`,
    * `tombstone`, `session` or `undecryptable`. For support work: it shows personal data.
    */

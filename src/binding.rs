@@ -138,6 +138,19 @@ pub struct NativeStatsPage {
     pub key_ids: Vec<String>,
 }
 
+/// The store's counters (see `counters`).
+#[napi(object)]
+pub struct NativeCounters {
+    /// Reads that found a session.
+    pub hits: f64,
+    /// Reads that found none.
+    pub misses: f64,
+    /// Calls that failed on Redis.
+    pub errors: f64,
+    /// Values that did not decrypt, by sealing key id.
+    pub undecryptable: std::collections::HashMap<String, f64>,
+}
+
 /// One value of a batch handed to JS.
 type BatchValue = Either3<u32, String, Null>;
 
@@ -254,6 +267,18 @@ impl NativeStore {
             ttls_ms: page.ttls_ms.into_iter().map(|ttl| ttl as f64).collect(),
             key_ids: page.key_ids,
         })
+    }
+
+    /// Hits, misses, failed calls and undecryptable values since the store started.
+    #[napi(catch_unwind)]
+    pub fn counters(&self) -> NativeCounters {
+        let snapshot = self.inner.counters();
+        NativeCounters {
+            hits: snapshot.hits as f64,
+            misses: snapshot.misses as f64,
+            errors: snapshot.errors as f64,
+            undecryptable: snapshot.undecryptable.into_iter().map(|(k, v)| (k, v as f64)).collect(),
+        }
     }
 
     /// The verified session id in a raw Cookie header, or null.

@@ -13,6 +13,7 @@ pub mod binding;
 pub mod config;
 pub mod connection;
 pub mod cookie_header;
+pub mod counters;
 pub mod dispatch;
 pub mod envelope;
 pub mod error;

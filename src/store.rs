@@ -6,6 +6,7 @@
 use crate::backend::{Acknowledgement, Backend};
 use crate::connection::{EventSink, Link, LinkTiming};
 use crate::cookie_header;
+use crate::counters::{Counters, CountersSnapshot};
 use crate::envelope;
 use crate::error::{Result, StoreError};
 use crate::keys::KeyRing;
@@ -65,6 +66,7 @@ pub struct SessionStore {
     cookie_name: String,
     max_session_bytes: usize,
     tombstone_ms: u64,
+    counters: Counters,
 }
 
 impl SessionStore {
@@ -80,6 +82,7 @@ impl SessionStore {
             cookie_name: settings.cookie_name,
             max_session_bytes: settings.max_session_bytes,
             tombstone_ms: settings.tombstone_ms,
+            counters: Counters::default(),
         }
     }
 
@@ -89,11 +92,22 @@ impl SessionStore {
         check_sid(sid)?;
         let key = self.key(sid);
 
-        let Some(stored) = self.backend.get(&key).await? else {
+        let Some(stored) = self.counted(self.backend.get(&key).await)? else {
+            self.counters.miss();
             return Ok(None);
         };
 
-        self.open(&key, &stored).map(Some)
+        let json = self.open(&key, &stored);
+        match &json {
+            Ok(_) => self.counters.hit(),
+            Err(_) => self.counters.undecryptable(envelope::key_id_of(&stored)),
+        }
+        json.map(Some)
+    }
+
+    /// Hits, misses, failed calls and undecryptable values since the store started.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
     }
 
     /// Seals and writes `json` for `sid`, with the lifetime chosen by [`ttl::expiry`].
@@ -115,7 +129,7 @@ impl SessionStore {
         };
 
         // A refused write means the session was destroyed meanwhile: it stays destroyed.
-        self.backend.write(&key, &sealed, expiry).await.map(drop)
+        self.counted(self.backend.write(&key, &sealed, expiry).await).map(drop)
     }
 
     /// Renews the lifetime of an existing session; a missing one stays missing.
@@ -130,7 +144,7 @@ impl SessionStore {
 
         match ttl::expiry(expires_at_ms, ttl_secs, ttl::now_ms()) {
             Expiry::Never => Ok(()),
-            expiry => self.backend.renew(&key, expiry).await.map(drop),
+            expiry => self.counted(self.backend.renew(&key, expiry).await).map(drop),
         }
     }
 
@@ -138,7 +152,7 @@ impl SessionStore {
     /// concurrent request that loaded it before cannot write it back.
     pub async fn destroy(&self, sid: &str) -> Result<()> {
         check_sid(sid)?;
-        self.backend.bury(&self.key(sid), self.tombstone_ms).await
+        self.counted(self.backend.bury(&self.key(sid), self.tombstone_ms).await)
     }
 
     /// The ids of every session under the prefix.
@@ -209,6 +223,14 @@ impl SessionStore {
     /// Closes the connection; commands in flight settle, later ones fail with `Closed`.
     pub async fn close(&self) {
         self.backend.link().close().await;
+    }
+
+    /// Counts a failed call on Redis, and passes the result on.
+    fn counted<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.counters.error();
+        }
+        result
     }
 
     /// The Redis operations of this store (for the operator tools in `inspect`).

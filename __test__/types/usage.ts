@@ -40,7 +40,8 @@ store.on('error', (err) => console.log(err.code))
 async function support(): Promise<number> {
   const found = await store.inspect('sid')
   const stats = await store.scanStats((sofar) => console.log(sofar.sessions))
-  return found.kind === 'session' ? found.ttlMs : stats.sessions
+  const counters = store.stats()
+  return found.kind === 'session' ? found.ttlMs : stats.sessions + counters.hits
 }
 
 const signed: string = sign('value', 'secret')

@@ -38,7 +38,7 @@ describe('with Sentinel', () => {
     assert.equal((await store.get('s-1')).v, 1)
   })
 
-  it('waitReplicas: a write is acknowledged once a replica has it, refused otherwise', async () => {
+  it('waitReplicas: acknowledged once a replica has the write, refused otherwise', async () => {
     await sentinel.waitForReplica()
     const where = { nodes: sentinel.sentinels, masterName: 'campus' }
     const options = { sentinel: where, secret: 's' }

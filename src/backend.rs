@@ -157,12 +157,12 @@ impl Backend {
     pub async fn del(&self, keys: &[Vec<u8>]) -> Result<u64> {
         let mut removed = 0;
         for batch in keys.chunks(BATCH) {
-            removed +=
-                self.link
-                    .run(|mut conn| async move {
-                        cmd("DEL").arg(batch).query_async::<u64>(&mut conn).await
-                    })
-                    .await?;
+            removed += self
+                .link
+                .run(|mut conn| async move {
+                    cmd("DEL").arg(batch).query_async::<u64>(&mut conn).await
+                })
+                .await?;
         }
         Ok(removed)
     }

@@ -277,7 +277,11 @@ impl NativeStore {
             hits: snapshot.hits as f64,
             misses: snapshot.misses as f64,
             errors: snapshot.errors as f64,
-            undecryptable: snapshot.undecryptable.into_iter().map(|(k, v)| (k, v as f64)).collect(),
+            undecryptable: snapshot
+                .undecryptable
+                .into_iter()
+                .map(|(k, v)| (k, v as f64))
+                .collect(),
         }
     }
 

@@ -235,7 +235,10 @@ fn client_for(
     }
 }
 
-fn acknowledgement(options: &StoreOptions, timing: &LinkTiming) -> Result<Option<Acknowledgement>> {
+fn acknowledgement(
+    options: &StoreOptions,
+    timing: &LinkTiming,
+) -> Result<Option<Acknowledgement>> {
     let Some(replicas) = positive("waitReplicas", options.wait_replicas)? else {
         return Ok(None);
     };

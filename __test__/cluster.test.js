@@ -7,6 +7,7 @@ const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
 const { RedisStore } = require('..')
+const { startLoad } = require('./helpers/load')
 const { RedisCluster } = require('./helpers/redis-cluster')
 
 const session = (extra) => ({ cookie: { originalMaxAge: null }, ...extra })
@@ -62,7 +63,7 @@ describe('on a Redis Cluster of 3 primaries and 3 replicas', () => {
   it('a primary fails over under load: the store follows, nothing written is lost', async () => {
     const sids = SIDS.map((sid) => `before-failover-${sid}`)
     await Promise.all(sids.map((sid) => store.set(sid, session({ sid }))))
-    const load = startLoad(store)
+    const load = setGetLoad(store)
     const [primary] = await cluster.primaries()
     const started = Date.now()
     await cluster.failover(primary.port)
@@ -96,7 +97,7 @@ describe('when a primary of the cluster dies', () => {
     const sids = SIDS.map((sid) => `before-kill-${sid}`)
     await Promise.all(sids.map((sid) => store.set(sid, session({ sid }))))
     await new Promise((resolve) => setTimeout(resolve, 200))
-    const load = startLoad(store)
+    const load = setGetLoad(store)
     const [primary] = await cluster.primaries()
 
     const killedAt = Date.now()
@@ -115,28 +116,11 @@ describe('when a primary of the cluster dies', () => {
   })
 })
 
-/** 16 loops writing and reading sessions until stopped; counts outcomes. */
-function startLoad(store) {
-  let running = true
-  const counts = { ok: 0, failed: 0 }
-  const loop = async (n) => {
-    for (let i = 0; running; i++) {
-      const sid = `load-${n}-${i % 50}`
-      try {
-        await store.set(sid, session({ i }))
-        await store.get(sid)
-        counts.ok++
-      } catch {
-        counts.failed++
-      }
-    }
-  }
-  const loops = Array.from({ length: 16 }, (_, n) => loop(n))
-  return {
-    async stop() {
-      running = false
-      await Promise.all(loops)
-      return counts
-    },
-  }
+/** 16 loops writing and reading sessions until stopped. */
+function setGetLoad(store) {
+  return startLoad(16, async (n, i) => {
+    const sid = `load-${n}-${i % 50}`
+    await store.set(sid, session({ i }))
+    await store.get(sid)
+  })
 }

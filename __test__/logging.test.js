@@ -64,6 +64,15 @@ describe('logging', () => {
       assert.ok(!lines.join('\n').includes(SID))
     })
 
+  it('a logger with only `info` (or `log`) receives every level', async () => {
+    const lines = []
+    const store = new RedisStore({ url: server.url, secret: SECRET,
+      logger: { info: (message) => lines.push(message) } })
+    await once(store, 'connect')
+    await store.close()
+    assert.deepEqual(lines, ['connected to Redis'])
+  })
+
   /** Runs a child process that writes, reads, and reads a tampered value. */
   async function scenario(env) {
     await raw.set(`session:${SID}-tampered`, `garbage ${PAYLOAD}`)

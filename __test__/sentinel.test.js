@@ -7,6 +7,8 @@ const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
 const { RedisStore } = require('..')
+const { startLoad } = require('./helpers/load')
+const { waitUntil } = require('./helpers/redis-server')
 const { RedisSentinel } = require('./helpers/redis-sentinel')
 
 const session = (extra) => ({ cookie: { originalMaxAge: null }, ...extra })
@@ -65,13 +67,13 @@ describe('with Sentinel', () => {
     await Promise.all(sids.map((sid) => store.set(sid, session({ sid }))))
     await sentinel.waitForReplica()
     const oldPort = await sentinel.primaryPort()
-    const load = startLoad(store)
+    const load = setLoad(store)
 
     const started = Date.now()
     const newPort = await sentinel.failover({ demote: true })
     assert.notEqual(newPort, oldPort)
-    await waitFor(() => events.some((event) => event.startsWith('disconnect')), 5000)
-    await waitFor(() => events.at(-1) === 'connect', 5000)
+    await waitUntil(() => events.some((event) => event.startsWith('disconnect')), 5000)
+    await waitUntil(() => events.at(-1) === 'connect', 5000)
     const followedMs = Date.now() - started
     const { ok, failed } = await load.stop()
 
@@ -85,33 +87,7 @@ describe('with Sentinel', () => {
   })
 })
 
-function startLoad(store) {
-  let running = true
-  const counts = { ok: 0, failed: 0 }
-  const loop = async (n) => {
-    for (let i = 0; running; i++) {
-      try {
-        await store.set(`load-${n}-${i % 20}`, session({ i }))
-        counts.ok++
-      } catch {
-        counts.failed++
-      }
-    }
-  }
-  const loops = Array.from({ length: 8 }, (_, n) => loop(n))
-  return {
-    async stop() {
-      running = false
-      await Promise.all(loops)
-      return counts
-    },
-  }
-}
-
-async function waitFor(check, ms) {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+/** 8 loops writing sessions until stopped. */
+function setLoad(store) {
+  return startLoad(8, (n, i) => store.set(`load-${n}-${i % 20}`, session({ i })))
 }

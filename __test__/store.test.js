@@ -167,7 +167,7 @@ describe('listing and clearing only touch the prefix', () => {
   before(async () => {
     server = await RedisServer.start()
     raw = await server.client()
-    store = await connected({ url: server.url, prefix: 'app:s*[1]?:' })
+    store = await connected({ url: server.url, prefix: 'app:s*[1]?:', scanCount: 100 })
   })
 
   after(async () => {
@@ -192,7 +192,7 @@ describe('listing and clearing only touch the prefix', () => {
     assert.equal(await raw.get('unrelated'), 'not ours')
   })
 
-  it('all, length and ids walk a keyspace larger than one SCAN step', async () => {
+  it('all, length and ids walk a keyspace of many SCAN steps (scanCount 100)', async () => {
     const many = Array.from({ length: 2500 }, (_, i) => `bulk-${i}`)
     await Promise.all(many.map((sid) => store.set(sid, session({ i: sid }))))
     assert.equal(await store.length(), 2500)
@@ -226,13 +226,21 @@ describe('options', () => {
     await server.stop()
   })
 
-  it('a ttl function decides when the cookie has no expires', async () => {
-    const store = await connected({ url: server.url, ttl: (sess) => sess.short ? 10 : 100 })
+  it('a ttl function decides when the cookie has no expires, and only then', async () => {
+    const asked = []
+    const ttl = (sess) => {
+      asked.push(sess.name)
+      return sess.short ? 10 : 100
+    }
+    const store = await connected({ url: server.url, ttl })
     const raw = await server.client()
-    await store.set('f1', session({ short: true }))
-    await store.set('f2', session({ short: false }))
+    await store.set('f1', session({ name: 'f1', short: true }))
+    await store.set('f2', session({ name: 'f2', short: false }))
+    await store.set('f3', session({ name: 'f3' }, { expires: new Date(Date.now() + 5_000) }))
     assert.ok((await raw.pTTL('session:f1')) <= 10_000)
     assert.ok((await raw.pTTL('session:f2')) > 10_000)
+    assert.ok((await raw.pTTL('session:f3')) <= 5_000)
+    assert.deepEqual(asked, ['f1', 'f2'])
     await raw.quit()
     await store.close()
   })
@@ -252,6 +260,31 @@ describe('options', () => {
     const raw = await server.client()
     await store.set('nt', session({}, { expires: new Date(Date.now() + 1000) }))
     assert.equal(await raw.pTTL('session:nt'), -1)
+    await store.touch('nt', session({}, { expires: new Date(Date.now() + 1000) }))
+    assert.equal(await raw.pTTL('session:nt'), -1)
+    await raw.quit()
+    await store.close()
+  })
+
+  it('a custom serializer turns sessions into text before encryption', async () => {
+    const calls = []
+    const serializer = {
+      stringify: (value) => {
+        calls.push('stringify')
+        return `v1|${JSON.stringify(value)}`
+      },
+      parse: (text) => {
+        calls.push('parse')
+        return JSON.parse(text.slice(3))
+      },
+    }
+    const store = await connected({ url: server.url, serializer })
+    const raw = await server.client()
+    await store.set('ser', session({ userId: 'serialized-user' }))
+    assert.equal((await store.get('ser')).userId, 'serialized-user')
+    assert.deepEqual(calls, ['stringify', 'parse'])
+    const stored = await raw.withTypeMapping({ [36]: Buffer }).get('session:ser')
+    assert.ok(!Buffer.from(stored).toString('latin1').includes('serialized-user'))
     await raw.quit()
     await store.close()
   })

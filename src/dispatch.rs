@@ -150,8 +150,8 @@ impl Dispatcher {
                         in_flight.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
-                let idle = running.is_empty() && in_flight.load(Ordering::SeqCst) == 0;
-                if store.is_closed() && idle {
+                // Queued and running requests all count as in flight.
+                if store.is_closed() && in_flight.load(Ordering::SeqCst) == 0 {
                     break;
                 }
             }

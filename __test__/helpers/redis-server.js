@@ -86,21 +86,28 @@ class RedisServer {
   }
 
   #answers() {
-    return new Promise((resolve) => {
-      const socket = net.connect(this.port, '127.0.0.1')
-      socket.setTimeout(500)
-      socket.once('connect', () => socket.write('PING\r\n'))
-      socket.once('data', (data) => {
-        socket.destroy()
-        resolve(data.toString().startsWith('+PONG'))
-      })
-      socket.once('error', () => resolve(false))
-      socket.once('timeout', () => {
-        socket.destroy()
-        resolve(false)
-      })
-    })
+    return answersPing(net.connect(this.port, '127.0.0.1'), 'connect')
   }
+}
+
+/**
+ * Whether `socket` (plain or TLS) gets `+PONG` to a PING sent once `readyEvent` fires; the
+ * socket is closed either way.
+ */
+function answersPing(socket, readyEvent) {
+  return new Promise((resolve) => {
+    socket.setTimeout(500)
+    socket.once(readyEvent, () => socket.write('PING\r\n'))
+    socket.once('data', (data) => {
+      socket.destroy()
+      resolve(data.toString().startsWith('+PONG'))
+    })
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => {
+      socket.destroy()
+      resolve(false)
+    })
+  })
 }
 
 /** Polls `check` until it returns true, or fails after `ms`. */
@@ -113,4 +120,4 @@ async function waitUntil(check, ms, message) {
   throw new Error(message || `condition not met within ${ms} ms`)
 }
 
-module.exports = { RedisServer, freePort, isFree, waitUntil }
+module.exports = { RedisServer, answersPing, freePort, isFree, waitUntil }

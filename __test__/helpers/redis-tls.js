@@ -13,7 +13,7 @@ const path = require('node:path')
 const tls = require('node:tls')
 const { createClient } = require('redis')
 const { spawnRedis, stopChild } = require('./redis-admin')
-const { freePort, waitUntil } = require('./redis-server')
+const { answersPing, freePort, waitUntil } = require('./redis-server')
 
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
 const DAYS = ['-days', '2']
@@ -127,21 +127,9 @@ class RedisTlsServer {
   /** Whether a TLS PING (with the client certificate) gets a PONG. */
   #answers() {
     const { pem } = this.certs
-    return new Promise((resolve) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: this.port, ca: pem.ca,
-        cert: pem.clientCert, key: pem.clientKey })
-      socket.setTimeout(500)
-      socket.once('secureConnect', () => socket.write('PING\r\n'))
-      socket.once('data', (data) => {
-        socket.destroy()
-        resolve(data.toString().startsWith('+PONG'))
-      })
-      socket.once('error', () => resolve(false))
-      socket.once('timeout', () => {
-        socket.destroy()
-        resolve(false)
-      })
-    })
+    const socket = tls.connect({ host: '127.0.0.1', port: this.port, ca: pem.ca,
+      cert: pem.clientCert, key: pem.clientKey })
+    return answersPing(socket, 'secureConnect')
   }
 }
 

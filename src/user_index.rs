@@ -1,0 +1,228 @@
+//! The per-user index behind "log out everywhere": which sessions belong to which user.
+//!
+//! Layout: one Redis hash per user, at `user_prefix + userId`, whose fields are session ids
+//! and whose values are `"<expires-at ms or empty for never> <last write ms>"`. A single key
+//! per user means every index update is one atomic script on one node, also on a cluster,
+//! whatever slot the user's sessions hash to. The session keys themselves stay where they
+//! are (`prefix + sid`); the index is only a pointer to them and is never trusted alone.
+//!
+//! Consistency: `set` and `touch` update the entry *before* writing the session, so the index
+//! always covers every live session (a failure between the two leaves a stale entry, never a
+//! missing one). An entry is dropped when its recorded expiry has passed (at every update of
+//! that user's index), and the index key itself expires with its last session. Entries whose
+//! session was destroyed, or now belongs to another user, are verified against the session
+//! keys whenever the index is read, and removed then; they are never returned.
+
+use std::collections::HashMap;
+
+use redis::{cmd, Script};
+
+use crate::connection::Link;
+use crate::error::{Result, StoreError};
+use crate::target::Conn;
+
+/// A stale entry whose last write is younger than this is left for a while: its session
+/// write may still be on its way (the index is written first).
+pub const STALE_GRACE_MS: u64 = 60_000;
+
+/// Longest user id accepted, in bytes.
+const MAX_USER_ID_BYTES: usize = 256;
+
+/// Records one session of a user. KEYS[1]: the user's index. ARGV[1]: sid; ARGV[2]: its
+/// expiry in epoch ms, `""` for none; ARGV[3]: now in epoch ms.
+///
+/// A recorded expiry is never lowered (a later one stays), so an entry can outlive its
+/// session, which reads verify, but never die before it.
+const RECORD_SCRIPT: &str = r"
+local now = tonumber(ARGV[3])
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local expiry = ARGV[2]
+if old then
+  local was = string.match(old, '^(%d*) ')
+  if was == '' or (expiry ~= '' and tonumber(was) > tonumber(expiry)) then expiry = was end
+end
+redis.call('HSET', KEYS[1], ARGV[1], expiry .. ' ' .. ARGV[3])
+local entries = redis.call('HGETALL', KEYS[1])
+local latest, forever = 0, false
+for i = 1, #entries, 2 do
+  local at = string.match(entries[i + 1], '^(%d*) ')
+  if at == '' then
+    forever = true
+  elseif tonumber(at) < now then
+    redis.call('HDEL', KEYS[1], entries[i])
+  elseif tonumber(at) > latest then
+    latest = tonumber(at)
+  end
+end
+if forever then
+  redis.call('PERSIST', KEYS[1])
+elseif latest > 0 then
+  redis.call('PEXPIREAT', KEYS[1], latest)
+end
+return 1
+";
+
+/// One entry of a user's index, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The session id.
+    pub sid: String,
+    /// When the session was last saved or touched, in epoch ms.
+    pub last_write_ms: u64,
+}
+
+/// Where the per-user indexes live and how to update them.
+pub struct UserIndex {
+    user_prefix: String,
+    record: Script,
+}
+
+impl UserIndex {
+    /// An index whose keys are `user_prefix + userId`.
+    pub fn new(user_prefix: String) -> Self {
+        Self { user_prefix, record: Script::new(RECORD_SCRIPT) }
+    }
+
+    /// The index key of `user`, after checking the id.
+    pub fn key(&self, user: &str) -> Result<Vec<u8>> {
+        check_user(user)?;
+        Ok([self.user_prefix.as_bytes(), user.as_bytes()].concat())
+    }
+
+    /// Records that `sid` belongs to `user` and lives until `expires_at_ms` (`None`: no
+    /// expiry), dropping the user's entries that are past their expiry.
+    pub async fn record(
+        &self,
+        link: &Link,
+        user: &str,
+        sid: &str,
+        expires_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let key = self.key(user)?;
+        let expiry = expires_at_ms.map_or_else(String::new, |at| at.to_string());
+
+        link.run(|mut conn| async move {
+            let mut invocation = self.record.prepare_invoke();
+            invocation.key(&key).arg(sid).arg(expiry).arg(now_ms);
+            invocation.invoke_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Every entry of `user`'s index, unverified.
+    pub async fn entries(&self, link: &Link, user: &str) -> Result<Vec<IndexEntry>> {
+        let key = self.key(user)?;
+        let raw: HashMap<String, String> = link
+            .run(|mut conn| async move { cmd("HGETALL").arg(&key).query_async(&mut conn).await })
+            .await?;
+        Ok(raw.into_iter().map(|(sid, value)| parse_entry(sid, &value)).collect())
+    }
+
+    /// Removes the entries of `sids` from `user`'s index.
+    pub async fn forget(&self, link: &Link, user: &str, sids: &[String]) -> Result<()> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        let key = self.key(user)?;
+        link.run(|mut conn| async move {
+            cmd("HDEL").arg(&key).arg(sids).query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+}
+
+/// What a read found at one indexed session's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedSession {
+    /// The entry in the index.
+    pub entry: IndexEntry,
+    /// The stored value, when a live session is there.
+    pub value: Option<Vec<u8>>,
+    /// Milliseconds left (-1: no expiry, -2: no key).
+    pub ttl_ms: i64,
+}
+
+/// Reads the value and the TTL of each entry's session key, all keys concurrently (each to
+/// its own node on a cluster). A tombstone reads as no value.
+pub async fn read_sessions(
+    link: &Link,
+    keys: Vec<Vec<u8>>,
+    entries: Vec<IndexEntry>,
+) -> Result<Vec<IndexedSession>> {
+    let facts = link.run(|conn| read_batch(conn, keys)).await?;
+    Ok(entries
+        .into_iter()
+        .zip(facts)
+        .map(|(entry, (value, ttl_ms))| IndexedSession { entry, value, ttl_ms })
+        .collect())
+}
+
+async fn read_batch(conn: Conn, keys: Vec<Vec<u8>>) -> redis::RedisResult<Vec<ReadFacts>> {
+    let each = keys.into_iter().map(|key| {
+        let mut conn = conn.clone();
+        async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("TYPE").arg(&key).cmd("PTTL").arg(&key);
+            let (kind, ttl_ms): (String, i64) = pipe.query_async(&mut conn).await?;
+            if kind != "string" {
+                return Ok((None, ttl_ms));
+            }
+            let value: Option<Vec<u8>> = cmd("GET").arg(&key).query_async(&mut conn).await?;
+            Ok((value, ttl_ms))
+        }
+    });
+    futures_util::future::join_all(each).await.into_iter().collect()
+}
+
+/// A stored value and its milliseconds left.
+type ReadFacts = (Option<Vec<u8>>, i64);
+
+/// Parses one stored entry; a malformed one reads as written at time zero (so it is old
+/// enough to be cleaned up if its session is gone).
+fn parse_entry(sid: String, value: &str) -> IndexEntry {
+    let last_write_ms =
+        value.split_once(' ').and_then(|(_, written)| written.parse().ok()).unwrap_or(0);
+    IndexEntry { sid, last_write_ms }
+}
+
+/// A user id must be non-empty, at most 256 bytes, without control characters: it becomes
+/// part of a Redis key.
+pub fn check_user(user: &str) -> Result<()> {
+    if user.is_empty() {
+        return Err(StoreError::argument("userId", "must not be empty"));
+    }
+    if user.len() > MAX_USER_ID_BYTES {
+        return Err(StoreError::argument("userId", "must be at most 256 bytes"));
+    }
+    if user.chars().any(char::is_control) {
+        return Err(StoreError::argument("userId", "must not contain control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse_their_last_write() {
+        assert_eq!(parse_entry("a".into(), "1700 1600").last_write_ms, 1600);
+        assert_eq!(parse_entry("a".into(), " 1600").last_write_ms, 1600);
+        assert_eq!(parse_entry("a".into(), "garbage").last_write_ms, 0);
+    }
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert!(check_user("64f123456789abcdef123456").is_ok());
+        assert!(check_user("").is_err());
+        assert!(check_user("a\nb").is_err());
+        assert!(check_user(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn index_keys_are_prefixed() {
+        let index = UserIndex::new("user-sessions:session:".into());
+        assert_eq!(index.key("42").unwrap(), b"user-sessions:session:42".to_vec());
+    }
+}

@@ -21,9 +21,23 @@ pub enum Target {
     /// One server (`url`).
     Single(Box<Client>),
     /// A cluster (`cluster`: seed node URLs).
-    Cluster(Box<ClusterClient>),
+    Cluster(Box<ClusterTarget>),
     /// The primary that Sentinel names (`sentinel: { nodes, masterName }`).
     Sentinel(std::sync::Arc<SentinelTarget>),
+}
+
+/// A cluster's client, and a client per seed node (for subscriptions, which go to nodes).
+#[derive(Clone)]
+pub struct ClusterTarget {
+    client: ClusterClient,
+    seeds: Vec<Client>,
+}
+
+impl ClusterTarget {
+    /// Clients of the seed nodes, with the cluster's credentials and TLS settings.
+    pub fn seeds(&self) -> &[Client] {
+        &self.seeds
+    }
 }
 
 /// Sentinels to ask, and the name of the primary they watch.
@@ -52,11 +66,18 @@ impl Target {
         let mut builder = ClusterClient::builder(seeds.iter().map(String::as_str))
             .connection_timeout(connect)
             .response_timeout(command);
+        let seed_clients = seeds
+            .iter()
+            .map(|seed| match &certificates {
+                Some(certificates) => Client::build_with_tls(seed.as_str(), certificates.clone()),
+                None => Client::open(seed.as_str()),
+            })
+            .collect::<RedisResult<Vec<_>>>()?;
         if let Some(certificates) = certificates {
             builder = builder.certs(certificates);
         }
         let client = builder.build()?;
-        Ok(Self::Cluster(Box::new(client)))
+        Ok(Self::Cluster(Box::new(ClusterTarget { client, seeds: seed_clients })))
     }
 
     /// A Sentinel target from sentinel URLs and the watched primary's name.
@@ -74,8 +95,8 @@ impl Target {
     pub async fn connect(&self, connect_timeout: Duration) -> RedisResult<(Conn, Option<String>)> {
         match self {
             Self::Single(client) => Ok((single(client, connect_timeout).await?, None)),
-            Self::Cluster(client) => {
-                Ok((Conn::Cluster(client.get_async_connection().await?), None))
+            Self::Cluster(cluster) => {
+                Ok((Conn::Cluster(cluster.client.get_async_connection().await?), None))
             }
             Self::Sentinel(target) => {
                 let client = target.primary().await?;
@@ -83,6 +104,28 @@ impl Target {
                 Ok((single(&client, connect_timeout).await?, Some(address)))
             }
         }
+    }
+
+    /// The client of the one server, or of the primary that Sentinel names now; an error on
+    /// a cluster, which has no single primary.
+    pub async fn primary_client(&self) -> RedisResult<Client> {
+        match self {
+            Self::Single(client) => Ok((**client).clone()),
+            Self::Sentinel(target) => target.primary().await,
+            Self::Cluster(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster has no one primary",
+            ))),
+        }
+    }
+
+    /// A client of the cluster node at `address` (`host:port`), with the seeds' credentials
+    /// and TLS settings; `None` on other targets.
+    pub fn node_client(&self, address: &str) -> Option<Client> {
+        let Self::Cluster(cluster) = self else {
+            return None;
+        };
+        crate::session_events::aimed_at(cluster.seeds.first()?, address)
     }
 
     /// Whether the primary is still the one at `address` (always true but for Sentinel).

@@ -34,7 +34,10 @@ class RedisStore extends Store {
   #ttl
   #disableTouch
   #disableTTL
+  #userIndex
   #log
+  // Listeners of session ends, and whether the native side is watching for them.
+  #endListeners = []
   // Calls in flight, by id: the caller's callback and how to finish its result. Parallel
   // arrays with recycled ids keep the hot path free of per-call objects.
   #callbacks = []
@@ -57,6 +60,7 @@ class RedisStore extends Store {
     this.#ttl = js.ttl
     this.#disableTouch = js.disableTouch
     this.#disableTTL = js.disableTTL
+    this.#userIndex = js.userIndex
     this.#log = createLogger(js.logger, process.env.DEBUG)
 
     try {
@@ -68,7 +72,7 @@ class RedisStore extends Store {
   }
 
   get(sid, cb) {
-    return this.#run(OP_GET, sid, null, null, null, this.#finishSession, cb)
+    return this.#run(OP_GET, sid, null, null, null, null, this.#finishSession, cb)
   }
 
   set(sid, session, cb) {
@@ -80,7 +84,8 @@ class RedisStore extends Store {
     } catch (err) {
       return fail(err, cb)
     }
-    return this.#run(OP_SET, sid, json, lifetime.expiresAt, lifetime.ttl, finishPlain, cb)
+    const { expiresAt, ttl } = lifetime
+    return this.#run(OP_SET, sid, json, expiresAt, ttl, this.#owner(session), finishPlain, cb)
   }
 
   touch(sid, session, cb) {
@@ -91,11 +96,12 @@ class RedisStore extends Store {
     } catch (err) {
       return fail(err, cb)
     }
-    return this.#run(OP_TOUCH, sid, null, lifetime.expiresAt, lifetime.ttl, finishPlain, cb)
+    const { expiresAt, ttl } = lifetime
+    return this.#run(OP_TOUCH, sid, null, expiresAt, ttl, this.#owner(session), finishPlain, cb)
   }
 
   destroy(sid, cb) {
-    return this.#run(OP_DESTROY, sid, null, null, null, finishPlain, cb)
+    return this.#run(OP_DESTROY, sid, null, null, null, null, finishPlain, cb)
   }
 
   all(cb) {
@@ -118,7 +124,8 @@ class RedisStore extends Store {
   getSessionFromRawCookie(rawCookie) {
     if (typeof rawCookie !== 'string' || rawCookie === '') return Promise.resolve(null)
     if (!rawCookie.isWellFormed()) return Promise.resolve(null)
-    return this.#run(OP_SESSION_FROM_COOKIE, rawCookie, null, null, null, this.#finishSession)
+    const finish = this.#finishSession
+    return this.#run(OP_SESSION_FROM_COOKIE, rawCookie, null, null, null, null, finish)
   }
 
   /** The `userId` of the session named by `req.headers.cookie`, or `null`. */
@@ -188,24 +195,109 @@ class RedisStore extends Store {
     return totals
   }
 
+  /**
+   * The live sessions of `userId` (needs `userIndex: true`), from the per-user index, each
+   * checked against its stored session: `[{ sid, ttlMs, lastWrite }]`, `ttlMs` -1 when the
+   * session has no expiry, `lastWrite` the Date of its last save or touch.
+   */
+  async listUserSessions(userId) {
+    const user = userIdArgument(userId)
+    const { mine } = await this.#userSessions(user)
+    return mine.map(({ sid, ttlMs, lastWrite }) => ({ sid, ttlMs, lastWrite: new Date(lastWrite) }))
+  }
+
+  /**
+   * Logs `userId` out everywhere (needs `userIndex: true`): destroys every session of the
+   * user, as `destroy` does, so each end reaches `onSessionEnd` listeners on every instance.
+   * A login still being saved is refused too. Resolves to how many live sessions ended.
+   */
+  async destroyUserSessions(userId) {
+    const user = userIdArgument(userId)
+    const { mine, pending } = await this.#userSessions(user)
+    const sids = [...mine.map((session) => session.sid), ...pending]
+    if (sids.length > 0) await this.#call(() => this.#native.destroyUserSessions(user, sids))
+    return mine.length
+  }
+
+  /**
+   * Calls `listener({ sid, reason })` whenever a session ends on any instance sharing this
+   * Redis: `reason` is `destroyed` (logout, `destroyUserSessions`), `expired` or `evicted`
+   * (these two need keyspace notifications: `notify-keyspace-events Ex`). Returns a function
+   * that removes the listener. See `sessionEndsReady()`.
+   */
+  onSessionEnd(listener) {
+    if (typeof listener !== 'function') throw argumentError('listener', 'must be a function')
+    if (this.#endListeners.length === 0) {
+      try {
+        this.#native.watchSessionEnds(([sid, reason]) => this.#sessionEnded(sid, reason))
+      } catch (err) {
+        throw fromNative(err)
+      }
+    }
+    this.#endListeners.push(listener)
+    let removed = false
+    return () => {
+      if (removed) return
+      removed = true
+      this.#endListeners.splice(this.#endListeners.indexOf(listener), 1)
+      if (this.#endListeners.length === 0) this.#native.unwatchSessionEnds()
+    }
+  }
+
+  /**
+   * Resolves to `true` once session ends are being heard (ends before that are missed), or
+   * to `false` if Redis did not answer within the connect and command timeouts; the
+   * subscription keeps trying in the background, and reconnects after any loss by itself.
+   */
+  sessionEndsReady() {
+    if (this.#endListeners.length === 0) return Promise.resolve(false)
+    return this.#call(() => this.#native.sessionEndsSubscribed())
+  }
+
+  /**
+   * Disconnects the socket.io sockets of every session that ends, on any instance: give it
+   * the socket.io `Server` (all its namespaces, present and future) or one `Namespace`.
+   * Each socket is tied to the session named by its handshake's Cookie header. Returns a
+   * function that stops it.
+   */
+  closeSocketsOnSessionEnd(io) {
+    const namespaces = socketNamespaces(io)
+    const tie = (socket) => {
+      const sid = this.#native.sidFromCookie(String(socket.handshake.headers.cookie || ''))
+      if (sid !== null) socket.join(SOCKET_ROOM + sid)
+    }
+    const follow = (namespace) => {
+      namespace.on('connection', tie)
+      for (const socket of namespace.sockets.values()) tie(socket)
+    }
+    namespaces.present.forEach(follow)
+    if (namespaces.future !== null) namespaces.future.on('new_namespace', follow)
+
+    return this.onSessionEnd(({ sid }) => {
+      for (const namespace of namespaces.all()) {
+        namespace.local.in(SOCKET_ROOM + sid).disconnectSockets(true)
+      }
+    })
+  }
+
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close() {
     return this.#call(() => this.#native.close())
   }
 
   /** Starts a per-request operation; `cb`, or the returned Promise, gets its result. */
-  #run(op, key, json, expiresAt, ttl, finish, cb) {
+  #run(op, key, json, expiresAt, ttl, user, finish, cb) {
     if (typeof cb === 'function') {
-      this.#submit(op, key, json, expiresAt, ttl, finish, cb)
+      this.#submit(op, key, json, expiresAt, ttl, user, finish, cb)
       return undefined
     }
     return new Promise((resolve, reject) => {
-      this.#submit(op, key, json, expiresAt, ttl, finish, (err, value) =>
+      this.#submit(op, key, json, expiresAt, ttl, user, finish, (err, value) =>
         err ? reject(err) : resolve(value))
     })
   }
 
-  #submit(op, key, json, expiresAt, ttl, finish, cb) {
+  #submit(op, key, json, expiresAt, ttl, user, finish, cb) {
     if (typeof key !== 'string') return fail(argumentError('sid', 'must be a string'), cb)
     // A lone surrogate would reach Rust as U+FFFD and name another sid's key.
     if (!key.isWellFormed()) return fail(argumentError('sid', 'must be well-formed UTF-16'), cb)
@@ -214,7 +306,7 @@ class RedisStore extends Store {
     this.#callbacks[id] = cb
     this.#finishers[id] = finish
     try {
-      native.submitOp(this.#dispatcher, op, id, key, json, expiresAt, ttl)
+      native.submitOp(this.#dispatcher, op, id, key, json, expiresAt, ttl, user)
     } catch (err) {
       this.#take(id)
       return fail(fromNative(err), cb)
@@ -268,6 +360,47 @@ class RedisStore extends Store {
     this.#finishers[id] = undefined
     this.#freeIds.push(id)
     return finish
+  }
+
+  /** The user id recorded in the index for `session`, when the index is kept. */
+  #owner(session) {
+    return this.#userIndex ? ownerOf(session) : null
+  }
+
+  /** The indexed sessions of `user`, sorted out: `mine`, `pending` (not written yet). */
+  async #userSessions(user) {
+    const rows = await this.#call(() => this.#native.userSessions(user))
+    const mine = []
+    const pending = []
+    const foreign = []
+    for (const row of rows) {
+      if (row.json === null) {
+        pending.push(row.sid)
+        continue
+      }
+      const session = this.#parse(row.json)
+      if (session !== null && ownerOf(session) === user) mine.push(row)
+      else foreign.push(row.sid)
+    }
+    if (foreign.length > 0) {
+      await this.#call(() => this.#native.forgetUserSessions(user, foreign))
+    }
+    return { mine, pending }
+  }
+
+  /** A session ended somewhere: every listener hears it; a throwing one is reported. */
+  #sessionEnded(sid, reason) {
+    const event = Object.freeze({ sid, reason })
+    for (const listener of this.#endListeners.slice()) {
+      try {
+        const returned = listener(event)
+        if (returned && typeof returned.then === 'function') {
+          returned.then(undefined, (err) => this.#report(err))
+        }
+      } catch (err) {
+        this.#report(err)
+      }
+    }
   }
 
   /** For reads: parse the JSON; a value that does not decrypt reads as no session. */
@@ -353,6 +486,38 @@ class RedisStore extends Store {
 }
 
 const NO_LIFETIME = Object.freeze({ expiresAt: null, ttl: null })
+
+/** The socket.io room that ties sockets to their session. */
+const SOCKET_ROOM = 'sealed-redis-session:'
+
+/** The `userId` of a session as the index records it: a string, or null when it has none. */
+function ownerOf(session) {
+  const userId = session !== null && typeof session === 'object' ? session.userId : undefined
+  if (userId === undefined || userId === null || userId === '') return null
+  return String(userId)
+}
+
+function userIdArgument(userId) {
+  const ok = (typeof userId === 'string' && userId !== '') ||
+    (typeof userId === 'number' && Number.isFinite(userId))
+  if (!ok) throw argumentError('userId', 'must be a non-empty string or a number')
+  return String(userId)
+}
+
+/** The namespaces of a socket.io `Server` (with future ones), or one `Namespace`. */
+function socketNamespaces(io) {
+  const isServer = io && io._nsps instanceof Map && typeof io.of === 'function'
+  const isNamespace = io && io.sockets instanceof Map && typeof io.in === 'function'
+  if (!isServer && !isNamespace) {
+    throw argumentError('io', 'must be a socket.io Server or Namespace')
+  }
+  const present = isServer ? [...io._nsps.values()] : [io]
+  return {
+    present,
+    future: isServer ? io : null,
+    all: () => (isServer ? io._nsps.values() : present),
+  }
+}
 
 function addPage(totals, page) {
   totals.sessions += page.sessions

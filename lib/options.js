@@ -21,7 +21,11 @@ const DEFAULTS = Object.freeze({
   reconnectMaxDelay: 500,
   maxSessionBytes: 1024 * 1024,
   tombstoneTtl: 300,
+  userIndex: false,
 })
+
+/** Where the per-user index keys go by default: beside the sessions, out of their prefix. */
+const USER_INDEX_NAMESPACE = 'user-sessions:'
 
 /** Validates `options` and returns `{ js, native }` settings. */
 function normalizeOptions(options) {
@@ -37,6 +41,7 @@ function normalizeOptions(options) {
     disableTTL: booleanOption(options, 'disableTTL'),
     serializer: serializerOption(options.serializer),
     logger: loggerOption(options.logger),
+    userIndex: booleanOption(options, 'userIndex'),
   }
   const native = {
     url: urlOption(options.url),
@@ -55,6 +60,8 @@ function normalizeOptions(options) {
     tombstoneTtl: countOption(options, 'tombstoneTtl'),
     waitReplicas: optionalCount(options, 'waitReplicas'),
     waitTimeout: optionalCount(options, 'waitTimeout'),
+    userIndexPrefix: js.userIndex ? userIndexPrefixOption(options, js.prefix) : undefined,
+    legacyPrefix: legacyPrefixOption(options.legacyPrefix),
   }
   return { js, native }
 }
@@ -151,6 +158,21 @@ function loggerOption(logger) {
     throw optionError('logger', 'must be an object with debug/warn/error (or log) methods')
   }
   return logger
+}
+
+/** `user-sessions:` + the session prefix, so that two stores sharing a Redis stay apart. */
+function userIndexPrefixOption(options, prefix) {
+  if (options.userIndexPrefix === undefined) return USER_INDEX_NAMESPACE + prefix
+  return stringOption(options, 'userIndexPrefix')
+}
+
+/** connect-redis's prefix (`sess:` by default), to read its plaintext sessions. */
+function legacyPrefixOption(legacyPrefix) {
+  if (legacyPrefix === undefined) return undefined
+  if (typeof legacyPrefix !== 'string' || legacyPrefix === '') {
+    throw optionError('legacyPrefix', "must be a non-empty string, such as connect-redis's 'sess:'")
+  }
+  return legacyPrefix
 }
 
 function stringOption(options, name, { allowEmpty = false } = {}) {

@@ -43,11 +43,13 @@ if ARGV[1] == '0' then return redis.call('DEL', KEYS[1]) end
 return redis.call('PEXPIRE', KEYS[1], ARGV[1])
 ";
 
-/// Replaces the key with a tombstone. KEYS[1]: the session key. ARGV[1]: its lifetime in ms.
+/// Replaces the key with a tombstone and announces the end. KEYS[1]: the session key.
+/// ARGV[1]: the tombstone's lifetime in ms; ARGV[2]: the channel; ARGV[3]: the sid.
 const BURY_SCRIPT: &str = r"
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'destroyed', '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 ";
 
@@ -64,6 +66,7 @@ pub struct Backend {
     scan_count: u32,
     scripts: Scripts,
     acknowledgement: Option<Acknowledgement>,
+    channel: String,
 }
 
 /// How many replicas must confirm each write before it is acknowledged (`WAIT`).
@@ -76,14 +79,20 @@ pub struct Acknowledgement {
 }
 
 impl Backend {
-    /// Wraps a started link; `scan_count` is the `COUNT` hint of each SCAN step.
-    pub fn new(link: Link, scan_count: u32, acknowledgement: Option<Acknowledgement>) -> Self {
+    /// Wraps a started link; `scan_count` is the `COUNT` hint of each SCAN step, and
+    /// `channel` is where destroyed sessions are announced.
+    pub fn new(
+        link: Link,
+        scan_count: u32,
+        acknowledgement: Option<Acknowledgement>,
+        channel: String,
+    ) -> Self {
         let scripts = Scripts {
             write: Script::new(WRITE_SCRIPT),
             renew: Script::new(RENEW_SCRIPT),
             bury: Script::new(BURY_SCRIPT),
         };
-        Self { link, scan_count, scripts, acknowledgement }
+        Self { link, scan_count, scripts, acknowledgement, channel }
     }
 
     /// The underlying link (for closing and timing).
@@ -140,13 +149,15 @@ impl Backend {
     /// late [`Backend::write`] or [`Backend::renew`] will not overwrite, so a destroyed
     /// session cannot be brought back by a request that loaded it before. Being a single key
     /// of another type, it needs no second key (so it works on Redis Cluster) and `SCAN ...
-    /// TYPE string` skips it.
-    pub async fn bury(&self, key: &[u8], millis: u64) -> Result<()> {
+    /// TYPE string` skips it. The same script publishes `sid` on the end channel.
+    pub async fn bury(&self, key: &[u8], sid: &str, millis: u64) -> Result<()> {
         let ack = self.acknowledgement;
         let reached = self
             .link
             .run(|mut conn| async move {
-                self.scripts.bury.key(key).arg(millis).invoke_async::<()>(&mut conn).await?;
+                let mut invocation = self.scripts.bury.prepare_invoke();
+                invocation.key(key).arg(millis).arg(&self.channel).arg(sid);
+                invocation.invoke_async::<()>(&mut conn).await?;
                 replicated(&mut conn, ack).await
             })
             .await?;

@@ -30,6 +30,7 @@ use crate::connection::EventSink;
 use crate::dispatch::{Dispatcher, Op, Outcome, Request};
 use crate::error::StoreError;
 use crate::inspect::Stored;
+use crate::session_events::{EndSink, SessionEnd};
 use crate::signature;
 use crate::store::SessionStore;
 
@@ -68,6 +69,10 @@ pub struct NativeOptions {
     pub connect_timeout: Option<f64>,
     /// Reconnection backoff cap in ms.
     pub reconnect_max_delay: Option<f64>,
+    /// Prefix of the per-user index keys, when the index is kept.
+    pub user_index_prefix: Option<String>,
+    /// Prefix of connect-redis's plaintext sessions, when they are to be migrated.
+    pub legacy_prefix: Option<String>,
 }
 
 /// Where Sentinel runs, and the name of the primary it watches.
@@ -121,6 +126,19 @@ pub struct NativeInspection {
     pub key_id: Option<String>,
 }
 
+/// One indexed session of a user.
+#[napi(object)]
+pub struct NativeUserSession {
+    /// Session id.
+    pub sid: String,
+    /// Session JSON; null while its first write may still be on its way.
+    pub json: Option<String>,
+    /// Milliseconds left (-1: no expiry, -2: not written yet).
+    pub ttl_ms: f64,
+    /// Last save or touch, in epoch ms.
+    pub last_write: f64,
+}
+
 /// Statistics of one SCAN step.
 #[napi(object)]
 pub struct NativeStatsPage {
@@ -147,6 +165,8 @@ pub struct NativeCounters {
     pub misses: f64,
     /// Calls that failed on Redis.
     pub errors: f64,
+    /// Reads served from legacy plaintext sessions.
+    pub legacy: f64,
     /// Values that did not decrypt, by sealing key id.
     pub undecryptable: std::collections::HashMap<String, f64>,
 }
@@ -277,12 +297,76 @@ impl NativeStore {
             hits: snapshot.hits as f64,
             misses: snapshot.misses as f64,
             errors: snapshot.errors as f64,
+            legacy: snapshot.legacy as f64,
             undecryptable: snapshot
                 .undecryptable
                 .into_iter()
                 .map(|(k, v)| (k, v as f64))
                 .collect(),
         }
+    }
+
+    /// The sessions that `user`'s index points to (see `user_sessions`).
+    #[napi]
+    pub async fn user_sessions(&self, user: String) -> napi::Result<Vec<NativeUserSession>> {
+        let store = self.inner.clone();
+        let found = guard(async move { store.user_sessions(&user).await }).await?;
+        Ok(found
+            .into_iter()
+            .map(|session| NativeUserSession {
+                sid: session.sid,
+                json: session.json,
+                ttl_ms: session.ttl_ms as f64,
+                last_write: session.last_write_ms as f64,
+            })
+            .collect())
+    }
+
+    /// Destroys `sids` and removes them from `user`'s index.
+    #[napi]
+    pub async fn destroy_user_sessions(
+        &self,
+        user: String,
+        sids: Vec<String>,
+    ) -> napi::Result<()> {
+        let store = self.inner.clone();
+        guard(async move { store.destroy_user_sessions(&user, &sids).await }).await
+    }
+
+    /// Removes `sids` from `user`'s index, leaving the sessions alone.
+    #[napi]
+    pub async fn forget_user_sessions(&self, user: String, sids: Vec<String>) -> napi::Result<()> {
+        let store = self.inner.clone();
+        guard(async move { store.forget_user_sessions(&user, &sids).await }).await
+    }
+
+    /// Starts hearing session ends from every instance; `listener([sid, reason])` is called
+    /// for each. `sessionEndsSubscribed()` tells when the subscription is in place.
+    #[napi(catch_unwind)]
+    pub fn watch_session_ends(&self, listener: Function<'_, Vec<String>, ()>) -> napi::Result<()> {
+        let listener: EndFn = listener
+            .build_threadsafe_function::<Vec<String>>()
+            .callee_handled::<false>()
+            .build_callback(|ctx| Ok(ctx.value))?;
+        let sink: EndSink = Arc::new(move |end: SessionEnd| {
+            let args = vec![end.sid, end.reason.as_str().to_owned()];
+            listener.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        within_runtime_if_available(|| self.inner.watch_ends(sink)).map_err(to_napi)
+    }
+
+    /// Resolves to whether the session-end subscription is in place, waiting for it at most
+    /// the connect and command timeouts.
+    #[napi]
+    pub async fn session_ends_subscribed(&self) -> bool {
+        let store = self.inner.clone();
+        catch_panics(async move { Ok(store.ends_subscribed().await) }).await.unwrap_or(false)
+    }
+
+    /// Stops hearing session ends.
+    #[napi(catch_unwind)]
+    pub fn unwatch_session_ends(&self) {
+        self.inner.unwatch_ends();
     }
 
     /// The verified session id in a raw Cookie header, or null.
@@ -310,8 +394,14 @@ impl NativeStore {
     }
 }
 
+/// The JS listener of session ends; it receives `[sid, reason]`.
+type EndFn = ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>;
+
 /// Queues operation `op` (0 get, 1 set, 2 touch, 3 destroy, 4 session from a Cookie header
 /// given as `key`) until the next `flushOps`; its outcome arrives in a batch under `id`.
+// Positional arguments: an options object would be one more allocation and property lookup
+// per request on the hot path.
+#[allow(clippy::too_many_arguments)]
 #[napi(js_name = "submitOp", catch_unwind)]
 pub fn submit_op(
     dispatcher: &External<Arc<Dispatcher>>,
@@ -321,10 +411,11 @@ pub fn submit_op(
     json: Option<String>,
     expires_at: Option<f64>,
     ttl_secs: Option<f64>,
+    user: Option<String>,
 ) -> napi::Result<()> {
     let op = Op::from_code(op)
         .ok_or_else(|| to_napi(StoreError::argument("op", "unknown operation")))?;
-    let request = Request { id, op, key, json, expires_at, ttl_secs };
+    let request = Request { id, op, key, json, expires_at, ttl_secs, user };
     dispatcher.submit(request).map_err(to_napi)
 }
 
@@ -408,6 +499,8 @@ fn store_options(options: NativeOptions) -> StoreOptions {
         command_timeout_ms: options.command_timeout,
         connect_timeout_ms: options.connect_timeout,
         reconnect_max_delay_ms: options.reconnect_max_delay,
+        user_index_prefix: options.user_index_prefix,
+        legacy_prefix: options.legacy_prefix,
     }
 }
 

@@ -82,6 +82,10 @@ pub struct StoreOptions {
     pub connect_timeout_ms: Option<f64>,
     /// Cap of the reconnection backoff, in milliseconds.
     pub reconnect_max_delay_ms: Option<f64>,
+    /// Prefix of the per-user index keys, when the index is kept.
+    pub user_index_prefix: Option<String>,
+    /// Prefix of connect-redis's plaintext sessions, when they are to be migrated.
+    pub legacy_prefix: Option<String>,
 }
 
 /// Checks every option and builds the settings of a store.
@@ -115,6 +119,8 @@ pub fn validate(options: StoreOptions) -> Result<StoreSettings> {
         tombstone_ms: positive("tombstoneTtl", options.tombstone_ttl_secs)?
             .map_or(DEFAULT_TOMBSTONE_MS, |secs| secs.saturating_mul(1000)),
         timing,
+        user_index_prefix: non_empty("userIndexPrefix", options.user_index_prefix)?,
+        legacy_prefix: non_empty("legacyPrefix", options.legacy_prefix)?,
     })
 }
 
@@ -265,6 +271,14 @@ fn timing(options: &StoreOptions) -> Result<LinkTiming> {
     Ok(timing)
 }
 
+/// A prefix that is absent, or not empty (an empty one would mix with every other key).
+fn non_empty(option: &'static str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        Some(text) if text.is_empty() => Err(StoreError::option(option, "must not be empty")),
+        other => Ok(other),
+    }
+}
+
 /// 2^53, above which a JS number no longer holds every whole number.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
@@ -299,6 +313,8 @@ mod tests {
             command_timeout_ms: None,
             connect_timeout_ms: None,
             reconnect_max_delay_ms: None,
+            user_index_prefix: None,
+            legacy_prefix: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
+    legacy: AtomicU64,
     undecryptable: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -27,6 +28,9 @@ pub struct CountersSnapshot {
     pub misses: u64,
     /// Calls that failed on Redis (unreachable, timeout, server error).
     pub errors: u64,
+    /// Reads served from a plaintext session of the `legacyPrefix` (not yet re-encrypted);
+    /// also counted in `hits`. When it stops growing, the migration is over.
+    pub legacy: u64,
     /// Values that did not decrypt, by the hex id of the key that sealed them (`unknown`
     /// when the value has no readable header).
     pub undecryptable: BTreeMap<String, u64>,
@@ -48,6 +52,11 @@ impl Counters {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A read was served from a legacy plaintext session.
+    pub fn legacy(&self) {
+        self.legacy.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A value sealed with key `key_id` (if readable) did not decrypt.
     pub fn undecryptable(&self, key_id: Option<[u8; KEY_ID_LEN]>) {
         let name = key_id.map_or_else(|| "unknown".to_owned(), |id| hex(&id));
@@ -62,6 +71,7 @@ impl Counters {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            legacy: self.legacy.load(Ordering::Relaxed),
             undecryptable: map.clone(),
         }
     }
@@ -78,12 +88,14 @@ mod tests {
         counters.hit();
         counters.miss();
         counters.error();
+        counters.legacy();
         counters.undecryptable(Some([0xab, 0xcd, 0x01, 0x02]));
         counters.undecryptable(Some([0xab, 0xcd, 0x01, 0x02]));
         counters.undecryptable(None);
 
         let snapshot = counters.snapshot();
         assert_eq!((snapshot.hits, snapshot.misses, snapshot.errors), (2, 1, 1));
+        assert_eq!(snapshot.legacy, 1);
         assert_eq!(snapshot.undecryptable.get("abcd0102"), Some(&2));
         assert_eq!(snapshot.undecryptable.get("unknown"), Some(&1));
     }

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::batch_queue::BatchQueue;
 use crate::connection::LinkEvent;
 use crate::error::{Result, StoreError};
-use crate::store::SessionStore;
+use crate::store::{Lifetime, SessionStore};
 
 /// A per-request operation of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub struct Request {
     pub expires_at: Option<f64>,
     /// The TTL in seconds when there is no expiry, for [`Op::Set`] and [`Op::Touch`].
     pub ttl_secs: Option<f64>,
+    /// The session's `userId`, for [`Op::Set`] and [`Op::Touch`] when the user index is on.
+    pub user: Option<String>,
 }
 
 /// What the consumer receives: an operation's outcome, or a change of the link.
@@ -184,14 +186,16 @@ async fn perform_guarded(store: Arc<SessionStore>, request: Request) -> Outcome 
 }
 
 async fn perform(store: &SessionStore, request: Request) -> Result<Option<String>> {
-    let Request { op, key, json, expires_at, ttl_secs, .. } = request;
+    let Request { op, key, json, expires_at, ttl_secs, user, .. } = request;
+    let lifetime = Lifetime { expires_at_ms: expires_at, ttl_secs };
+    let user = user.as_deref();
     match op {
         Op::Get => store.get(&key).await,
         Op::Set => {
             let json = json.ok_or_else(|| StoreError::argument("session", "is missing"))?;
-            store.set(&key, json.as_bytes(), expires_at, ttl_secs).await.map(|()| None)
+            store.set(&key, json.as_bytes(), lifetime, user).await.map(|()| None)
         }
-        Op::Touch => store.touch(&key, expires_at, ttl_secs).await.map(|()| None),
+        Op::Touch => store.touch(&key, lifetime, user).await.map(|()| None),
         Op::Destroy => store.destroy(&key).await.map(|()| None),
         Op::SessionFromCookie => store.session_from_cookie(&key).await,
     }

@@ -54,6 +54,10 @@ pub enum StoreError {
     #[error("stored session could not be decrypted: {0}")]
     Decrypt(&'static str),
 
+    /// A per-user operation was called on a store that keeps no per-user index.
+    #[error("the per-user index is off: create the store with `userIndex: true`")]
+    UserIndexOff,
+
     /// The store was closed; no more commands are accepted.
     #[error("the store is closed")]
     Closed,
@@ -73,6 +77,7 @@ impl StoreError {
             Self::Timeout(_) => "ERR_REDIS_TIMEOUT",
             Self::NotReplicated { .. } => "ERR_REDIS_WAIT",
             Self::Decrypt(_) => "ERR_DECRYPT",
+            Self::UserIndexOff => "ERR_USER_INDEX_OFF",
             Self::Closed => "ERR_CLOSED",
             Self::Internal(_) => "ERR_INTERNAL",
         }

@@ -20,9 +20,13 @@ pub mod error;
 pub mod inspect;
 pub mod keys;
 pub mod limits;
+pub mod migration;
+pub mod session_events;
 pub mod signature;
 pub mod store;
 pub mod target;
 pub mod ttl;
+pub mod user_index;
+pub mod user_sessions;
 
 pub use error::{Result, StoreError};

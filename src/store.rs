@@ -11,9 +11,12 @@ use crate::envelope;
 use crate::error::{Result, StoreError};
 use crate::keys::KeyRing;
 use crate::limits::{self, check_payload, check_sid};
+use crate::migration::{self, Legacy};
+use crate::session_events::{self, EndSink, WatchSettings, Watcher};
 use crate::signature;
 use crate::target::Target;
 use crate::ttl::{self, Expiry};
+use crate::user_index::{self, UserIndex};
 
 /// Settings of a store, already validated by [`crate::config`].
 pub struct StoreSettings {
@@ -37,6 +40,19 @@ pub struct StoreSettings {
     pub acknowledgement: Option<Acknowledgement>,
     /// Connection timing.
     pub timing: LinkTiming,
+    /// Where the per-user indexes live (`user_prefix + userId`), when they are kept.
+    pub user_index_prefix: Option<String>,
+    /// Where connect-redis kept plaintext sessions, when they are to be migrated.
+    pub legacy_prefix: Option<String>,
+}
+
+/// How long a session is to live: the cookie's expiry, else a TTL (see [`ttl::expiry`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lifetime {
+    /// The cookie's `expires`, in epoch milliseconds.
+    pub expires_at_ms: Option<f64>,
+    /// Seconds to live, when the cookie has no expiry.
+    pub ttl_secs: Option<f64>,
 }
 
 /// One session as returned by [`SessionStore::all`].
@@ -67,15 +83,27 @@ pub struct SessionStore {
     max_session_bytes: usize,
     tombstone_ms: u64,
     counters: Counters,
+    pub(crate) user_index: Option<UserIndex>,
+    legacy: Option<Legacy>,
+    watch: WatchSettings,
+    watcher: std::sync::Mutex<Option<Watcher>>,
 }
 
 impl SessionStore {
     /// Starts the store; the connection is made in the background and reported to `sink`.
     /// Must be called within a Tokio runtime.
     pub fn start(settings: StoreSettings, sink: EventSink) -> Self {
+        let watch = WatchSettings {
+            target: settings.target.clone(),
+            prefix: settings.prefix.clone(),
+            tombstone_ms: settings.tombstone_ms,
+            timing: settings.timing.clone(),
+        };
+        let channel = session_events::channel(&settings.prefix);
+        let legacy = settings.legacy_prefix.map(|legacy| Legacy::new(legacy, &settings.prefix));
         let link = Link::start(settings.target, settings.timing, sink);
         Self {
-            backend: Backend::new(link, settings.scan_count, settings.acknowledgement),
+            backend: Backend::new(link, settings.scan_count, settings.acknowledgement, channel),
             prefix: settings.prefix,
             secrets: settings.secrets,
             keys: settings.keys,
@@ -83,6 +111,10 @@ impl SessionStore {
             max_session_bytes: settings.max_session_bytes,
             tombstone_ms: settings.tombstone_ms,
             counters: Counters::default(),
+            user_index: settings.user_index_prefix.map(UserIndex::new),
+            legacy,
+            watch,
+            watcher: std::sync::Mutex::new(None),
         }
     }
 
@@ -93,16 +125,46 @@ impl SessionStore {
         let key = self.key(sid);
 
         let Some(stored) = self.counted(self.backend.get(&key).await)? else {
-            self.counters.miss();
-            return Ok(None);
+            return self.get_legacy(sid).await;
         };
 
         let json = self.open(&key, &stored);
-        match &json {
-            Ok(_) => self.counters.hit(),
-            Err(_) => self.counters.undecryptable(envelope::key_id_of(&stored)),
+        match (&json, &self.legacy) {
+            (Ok(_), _) => self.counters.hit(),
+            (Err(_), Some(legacy)) if legacy.shares_keys() => {
+                if let Some(plain) = migration::plaintext_session(&stored) {
+                    return Ok(Some(self.legacy_hit(plain)));
+                }
+                self.counters.undecryptable(envelope::key_id_of(&stored));
+            }
+            (Err(_), _) => self.counters.undecryptable(envelope::key_id_of(&stored)),
         }
         json.map(Some)
+    }
+
+    /// A miss at the store's own key: the plaintext session connect-redis left, if migration
+    /// is on and there is one.
+    async fn get_legacy(&self, sid: &str) -> Result<Option<String>> {
+        let plain = match &self.legacy {
+            Some(legacy) if !legacy.shares_keys() => {
+                let stored = self.counted(self.backend.get(&legacy.key(sid)).await)?;
+                stored.as_deref().and_then(migration::plaintext_session)
+            }
+            _ => None,
+        };
+        match plain {
+            Some(plain) => Ok(Some(self.legacy_hit(plain))),
+            None => {
+                self.counters.miss();
+                Ok(None)
+            }
+        }
+    }
+
+    fn legacy_hit(&self, plain: String) -> String {
+        self.counters.hit();
+        self.counters.legacy();
+        plain
     }
 
     /// Hits, misses, failed calls and undecryptable values since the store started.
@@ -111,48 +173,131 @@ impl SessionStore {
     }
 
     /// Seals and writes `json` for `sid`, with the lifetime chosen by [`ttl::expiry`].
+    /// With the user index on, `user` (the session's `userId`) is recorded first.
     pub async fn set(
         &self,
         sid: &str,
         json: &[u8],
-        expires_at_ms: Option<f64>,
-        ttl_secs: Option<f64>,
+        lifetime: Lifetime,
+        user: Option<&str>,
     ) -> Result<()> {
         check_sid(sid)?;
         check_payload(json, self.max_session_bytes)?;
         let key = self.key(sid);
 
-        let expiry = ttl::expiry(expires_at_ms, ttl_secs, ttl::now_ms());
+        let now = ttl::now_ms();
+        let expiry = ttl::expiry(lifetime.expires_at_ms, lifetime.ttl_secs, now);
         let sealed = match expiry {
             Expiry::Delete => Vec::new(),
             _ => envelope::seal(&self.keys, &key, json)?,
         };
 
+        self.record_owner(sid, user, expiry, now).await?;
         // A refused write means the session was destroyed meanwhile: it stays destroyed.
-        self.counted(self.backend.write(&key, &sealed, expiry).await).map(drop)
+        self.counted(self.backend.write(&key, &sealed, expiry).await)?;
+        self.drop_legacy(sid).await
     }
 
-    /// Renews the lifetime of an existing session; a missing one stays missing.
-    pub async fn touch(
+    /// Records `sid` in `user`'s index, when the index is kept and the session lives on.
+    async fn record_owner(
         &self,
         sid: &str,
-        expires_at_ms: Option<f64>,
-        ttl_secs: Option<f64>,
+        user: Option<&str>,
+        expiry: Expiry,
+        now: f64,
     ) -> Result<()> {
+        let (Some(index), Some(user)) = (&self.user_index, user) else {
+            return Ok(());
+        };
+        // An id that cannot name an index key (empty, control characters, over 256 bytes)
+        // cannot be asked for either: the session is saved, unindexed.
+        if user_index::check_user(user).is_err() {
+            return Ok(());
+        }
+        let now = now.max(0.0) as u64;
+        let expires_at = match expiry {
+            Expiry::Delete => return Ok(()),
+            Expiry::Never => None,
+            Expiry::Millis(millis) => Some(now.saturating_add(millis)),
+        };
+        self.counted(index.record(self.backend.link(), user, sid, expires_at, now).await)
+    }
+
+    /// Removes connect-redis's plaintext copy of `sid`, once the sealed one is written.
+    async fn drop_legacy(&self, sid: &str) -> Result<()> {
+        match &self.legacy {
+            Some(legacy) if !legacy.shares_keys() => {
+                self.counted(self.backend.del(&[legacy.key(sid)]).await).map(drop)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Renews the lifetime of an existing session; a missing one stays missing. A plaintext
+    /// session being migrated is renewed where it is.
+    pub async fn touch(&self, sid: &str, lifetime: Lifetime, user: Option<&str>) -> Result<()> {
         check_sid(sid)?;
         let key = self.key(sid);
 
-        match ttl::expiry(expires_at_ms, ttl_secs, ttl::now_ms()) {
-            Expiry::Never => Ok(()),
-            expiry => self.counted(self.backend.renew(&key, expiry).await).map(drop),
+        let now = ttl::now_ms();
+        let expiry = ttl::expiry(lifetime.expires_at_ms, lifetime.ttl_secs, now);
+        if expiry == Expiry::Never {
+            return Ok(());
+        }
+        self.record_owner(sid, user, expiry, now).await?;
+        if self.counted(self.backend.renew(&key, expiry).await)? {
+            return Ok(());
+        }
+        match &self.legacy {
+            Some(legacy) if !legacy.shares_keys() => {
+                self.counted(self.backend.renew(&legacy.key(sid), expiry).await).map(drop)
+            }
+            _ => Ok(()),
         }
     }
 
     /// Removes the session of `sid`, leaving a tombstone for the configured time so that a
-    /// concurrent request that loaded it before cannot write it back.
+    /// concurrent request that loaded it before cannot write it back, and announces the end
+    /// to every instance (see `session_events`).
     pub async fn destroy(&self, sid: &str) -> Result<()> {
         check_sid(sid)?;
-        self.counted(self.backend.bury(&self.key(sid), self.tombstone_ms).await)
+        self.counted(self.backend.bury(&self.key(sid), sid, self.tombstone_ms).await)?;
+        self.drop_legacy(sid).await
+    }
+
+    /// Starts hearing session ends (from every instance), delivered to `sink`; replaces the
+    /// previous watcher. Must be called within a Tokio runtime.
+    pub fn watch_ends(&self, sink: EndSink) -> Result<()> {
+        if self.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        let watcher = Watcher::start(self.watch.clone(), sink);
+        drop(self.replace_watcher(Some(watcher)));
+        Ok(())
+    }
+
+    /// Whether the watcher's subscription is in place, waiting for it at most the connect
+    /// and command timeouts (it keeps trying in the background after that).
+    pub async fn ends_subscribed(&self) -> bool {
+        let readiness = {
+            let slot = self.watcher.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match slot.as_ref() {
+                Some(watcher) => watcher.readiness(),
+                None => return false,
+            }
+        };
+        let limit = self.watch.timing.connect_timeout + self.command_timeout();
+        session_events::wait_subscribed(readiness, limit).await
+    }
+
+    /// Stops hearing session ends.
+    pub fn unwatch_ends(&self) {
+        drop(self.replace_watcher(None));
+    }
+
+    fn replace_watcher(&self, next: Option<Watcher>) -> Option<Watcher> {
+        let mut slot = self.watcher.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *slot, next)
     }
 
     /// The ids of every session under the prefix.
@@ -220,8 +365,10 @@ impl SessionStore {
         self.backend.link().command_timeout()
     }
 
-    /// Closes the connection; commands in flight settle, later ones fail with `Closed`.
+    /// Closes the connection and the session-end watcher; commands in flight settle, later
+    /// ones fail with `Closed`.
     pub async fn close(&self) {
+        self.unwatch_ends();
         self.backend.link().close().await;
     }
 

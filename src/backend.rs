@@ -51,11 +51,22 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
+/// Compare-and-set for key rotation. KEYS[1]: the session key. ARGV[1]: the bytes read
+/// before; ARGV[2]: the value to put in their place, keeping the key's lifetime. A key that
+/// is gone, a tombstone, or a value changed meanwhile is left alone (returns 0).
+const REPLACE_SCRIPT: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+";
+
 /// The Lua scripts, hashed once; sent with EVALSHA, loaded again after a server restart.
 struct Scripts {
     write: Script,
     renew: Script,
     bury: Script,
+    replace: Script,
 }
 
 /// Redis operations on one supervised connection.
@@ -82,6 +93,7 @@ impl Backend {
             write: Script::new(WRITE_SCRIPT),
             renew: Script::new(RENEW_SCRIPT),
             bury: Script::new(BURY_SCRIPT),
+            replace: Script::new(REPLACE_SCRIPT),
         };
         Self { link, scan_count, scripts, acknowledgement }
     }
@@ -151,6 +163,24 @@ impl Backend {
             })
             .await?;
         check_replication(ack, reached)
+    }
+
+    /// Puts `new` at `key` only if the key still holds exactly `old` (a string value), and
+    /// keeps its lifetime (`KEEPTTL`); returns whether it was replaced. A value rewritten,
+    /// destroyed (tombstone) or expired since `old` was read is left as it is, so a newer
+    /// session is never replaced by an older one.
+    pub async fn replace_if_unchanged(&self, key: &[u8], old: &[u8], new: &[u8]) -> Result<bool> {
+        let ack = self.acknowledgement;
+        let (replaced, reached) = self
+            .link
+            .run(|mut conn| async move {
+                let mut invocation = self.scripts.replace.prepare_invoke();
+                invocation.key(key).arg(old).arg(new);
+                let replaced: bool = invocation.invoke_async(&mut conn).await?;
+                Ok((replaced, replicated(&mut conn, ack).await?))
+            })
+            .await?;
+        check_replication(ack, reached).map(|()| replaced)
     }
 
     /// `DEL key...`, in batches; returns how many keys existed.

@@ -20,6 +20,7 @@ pub mod error;
 pub mod inspect;
 pub mod keys;
 pub mod limits;
+pub mod rotation;
 pub mod signature;
 pub mod store;
 pub mod target;

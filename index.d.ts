@@ -122,6 +122,32 @@ export interface ScanStats {
   keyIds: Record<string, number>
 }
 
+/** One step of key rotation (`rotatePage`). */
+export interface RotationPage {
+  /** Cursor of the next step; `'0'` when the walk is over. */
+  cursor: string
+  /** Sessions (string keys) this step found. */
+  scanned: number
+  /** Re-sealed with the first key and written back, TTL kept. */
+  rotated: number
+  /** Sealed with the first key already: left alone. */
+  alreadyCurrent: number
+  /** Rewritten, destroyed or expired by live traffic before the write-back: left alone. */
+  changedMeanwhile: number
+  /** Open with none of the keys: left alone. */
+  undecryptable: number
+  /** Hex fingerprint of the first key, as `scanStats().keyIds` and `inspect` show it. */
+  keyId: string
+}
+
+/** One step of counting the sessions under the prefix (`countPage`). */
+export interface CountPage {
+  /** Cursor of the next step; `'0'` when the walk is over. */
+  cursor: string
+  /** Sessions (string keys) this step found. */
+  keys: number
+}
+
 /** A session returned by `all`, with its id. */
 export type SessionWithId = SessionData & { id: string }
 
@@ -175,6 +201,13 @@ export declare class RedisStore extends Store {
   inspect(sid: string): Promise<Inspection>
   /** Walks every key under the prefix with SCAN; `onPage` sees the totals after each step. */
   scanStats(onPage?: (totalsSoFar: ScanStats) => void): Promise<ScanStats>
+  /**
+   * One step of key rotation from `cursor` (`'0'` to start): re-seals with the first key the
+   * sessions of one SCAN step, each only if unchanged since read, keeping its TTL.
+   */
+  rotatePage(cursor?: string): Promise<RotationPage>
+  /** One step of counting the sessions under the prefix from `cursor` (`'0'` to start). */
+  countPage(cursor?: string): Promise<CountPage>
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close(): Promise<void>
 

@@ -280,6 +280,30 @@ class RedisStore extends Store {
     })
   }
 
+  /**
+   * One step of key rotation from `cursor` ('0' to start): the sessions found by one SCAN
+   * step are re-sealed with the first key, each only if it still holds what was read, keeping
+   * its TTL. Resolves to `{ cursor, scanned, rotated, alreadyCurrent, changedMeanwhile,
+   * undecryptable, keyId }`; the walk is over when `cursor` is '0'.
+   */
+  rotatePage(cursor = '0') {
+    if (typeof cursor !== 'string') {
+      return Promise.reject(argumentError('cursor', 'must be a string'))
+    }
+    return this.#call(() => this.#native.rotatePage(cursor))
+  }
+
+  /**
+   * One step of counting the sessions under the prefix from `cursor` ('0' to start):
+   * `{ cursor, keys }`. Unlike `length()`, a walk of these keeps nothing in memory.
+   */
+  countPage(cursor = '0') {
+    if (typeof cursor !== 'string') {
+      return Promise.reject(argumentError('cursor', 'must be a string'))
+    }
+    return this.#call(() => this.#native.countPage(cursor))
+  }
+
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close() {
     return this.#call(() => this.#native.close())

@@ -53,11 +53,22 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 ";
 
+/// Compare-and-set for key rotation. KEYS[1]: the session key. ARGV[1]: the bytes read
+/// before; ARGV[2]: the value to put in their place, keeping the key's lifetime. A key that
+/// is gone, a tombstone, or a value changed meanwhile is left alone (returns 0).
+const REPLACE_SCRIPT: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+";
+
 /// The Lua scripts, hashed once; sent with EVALSHA, loaded again after a server restart.
 struct Scripts {
     write: Script,
     renew: Script,
     bury: Script,
+    replace: Script,
 }
 
 /// Redis operations on one supervised connection.
@@ -91,6 +102,7 @@ impl Backend {
             write: Script::new(WRITE_SCRIPT),
             renew: Script::new(RENEW_SCRIPT),
             bury: Script::new(BURY_SCRIPT),
+            replace: Script::new(REPLACE_SCRIPT),
         };
         Self { link, scan_count, scripts, acknowledgement, channel }
     }
@@ -162,6 +174,24 @@ impl Backend {
             })
             .await?;
         check_replication(ack, reached)
+    }
+
+    /// Puts `new` at `key` only if the key still holds exactly `old` (a string value), and
+    /// keeps its lifetime (`KEEPTTL`); returns whether it was replaced. A value rewritten,
+    /// destroyed (tombstone) or expired since `old` was read is left as it is, so a newer
+    /// session is never replaced by an older one.
+    pub async fn replace_if_unchanged(&self, key: &[u8], old: &[u8], new: &[u8]) -> Result<bool> {
+        let ack = self.acknowledgement;
+        let (replaced, reached) = self
+            .link
+            .run(|mut conn| async move {
+                let mut invocation = self.scripts.replace.prepare_invoke();
+                invocation.key(key).arg(old).arg(new);
+                let replaced: bool = invocation.invoke_async(&mut conn).await?;
+                Ok((replaced, replicated(&mut conn, ack).await?))
+            })
+            .await?;
+        check_replication(ack, reached).map(|()| replaced)
     }
 
     /// `DEL key...`, in batches; returns how many keys existed.
@@ -319,4 +349,104 @@ async fn describe_batch(conn: Conn, keys: &[Vec<u8>]) -> redis::RedisResult<Vec<
         }
     });
     futures_util::future::join_all(each).await.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The compare-and-set that key rotation writes with, against a real `redis-server`
+    //! started here on a free port of 127.0.0.1.
+
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::connection::{Link, LinkTiming};
+    use crate::target::Target;
+
+    /// A throwaway server, killed when dropped.
+    struct Server {
+        child: Child,
+        url: String,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn start_server() -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test");
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, url: format!("redis://127.0.0.1:{port}") }
+    }
+
+    fn backend(server: &Server) -> Backend {
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let link =
+            Link::start(Target::Single(Box::new(client)), LinkTiming::default(), Arc::new(drop));
+        Backend::new(link, 100, None)
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_value_is_replaced_and_keeps_its_lifetime() {
+        let server = start_server();
+        let backend = backend(&server);
+        backend.write(b"s:a", b"sealed with the old key", Expiry::Millis(60_000)).await.unwrap();
+        backend.write(b"s:b", b"no expiry", Expiry::Never).await.unwrap();
+
+        let replaced =
+            backend.replace_if_unchanged(b"s:a", b"sealed with the old key", b"new").await;
+        assert!(replaced.unwrap());
+        assert!(backend.replace_if_unchanged(b"s:b", b"no expiry", b"new too").await.unwrap());
+
+        assert_eq!(backend.get(b"s:a").await.unwrap().as_deref(), Some(&b"new"[..]));
+        let facts = backend.describe(&[b"s:a".to_vec(), b"s:b".to_vec()]).await.unwrap();
+        assert!((55_000..=60_000).contains(&facts[0].ttl_ms), "{}", facts[0].ttl_ms);
+        assert_eq!(facts[1].ttl_ms, -1);
+    }
+
+    #[tokio::test]
+    async fn a_value_rewritten_after_it_was_read_is_not_replaced() {
+        let server = start_server();
+        let backend = backend(&server);
+        backend.write(b"s:a", b"version 1", Expiry::Millis(60_000)).await.unwrap();
+        let read = backend.get(b"s:a").await.unwrap().unwrap();
+
+        // The application saves a newer version between the rotation's read and its write.
+        backend.write(b"s:a", b"version 2", Expiry::Millis(60_000)).await.unwrap();
+        let replaced = backend.replace_if_unchanged(b"s:a", &read, b"version 1 re-sealed").await;
+
+        assert!(!replaced.unwrap());
+        assert_eq!(backend.get(b"s:a").await.unwrap().as_deref(), Some(&b"version 2"[..]));
+    }
+
+    #[tokio::test]
+    async fn tombstones_and_missing_keys_are_left_alone_without_error() {
+        let server = start_server();
+        let backend = backend(&server);
+        backend.write(b"s:a", b"version 1", Expiry::Millis(60_000)).await.unwrap();
+        backend.bury(b"s:a", 60_000).await.unwrap();
+
+        assert!(!backend.replace_if_unchanged(b"s:a", b"version 1", b"revived").await.unwrap());
+        assert!(!backend.replace_if_unchanged(b"s:none", b"", b"created").await.unwrap());
+
+        let facts = backend.describe(&[b"s:a".to_vec(), b"s:none".to_vec()]).await.unwrap();
+        assert_eq!((facts[0].kind.as_str(), facts[1].kind.as_str()), ("hash", "none"));
+    }
 }

@@ -156,6 +156,34 @@ pub struct NativeStatsPage {
     pub key_ids: Vec<String>,
 }
 
+/// One step of key rotation (see `rotation`).
+#[napi(object)]
+pub struct NativeRotationPage {
+    /// Cursor of the next step; "0" at the end.
+    pub cursor: String,
+    /// String keys found.
+    pub scanned: u32,
+    /// Values re-sealed with the newest key.
+    pub rotated: u32,
+    /// Values on the newest key already.
+    pub already_current: u32,
+    /// Values changed by live traffic before they could be written back.
+    pub changed_meanwhile: u32,
+    /// Values that open with none of the keys.
+    pub undecryptable: u32,
+    /// Hex fingerprint of the newest key.
+    pub key_id: String,
+}
+
+/// One step of counting the sessions under the prefix.
+#[napi(object)]
+pub struct NativeCountPage {
+    /// Cursor of the next step; "0" at the end.
+    pub cursor: String,
+    /// String keys found.
+    pub keys: u32,
+}
+
 /// The store's counters (see `counters`).
 #[napi(object)]
 pub struct NativeCounters {
@@ -287,6 +315,31 @@ impl NativeStore {
             ttls_ms: page.ttls_ms.into_iter().map(|ttl| ttl as f64).collect(),
             key_ids: page.key_ids,
         })
+    }
+
+    /// One step of key rotation from `cursor` ("0" to start): re-seals with the newest key
+    /// the values of one SCAN step that are unchanged since read, keeping their lifetime.
+    #[napi]
+    pub async fn rotate_page(&self, cursor: String) -> napi::Result<NativeRotationPage> {
+        let store = self.inner.clone();
+        let page = guard(async move { store.rotate_page(&cursor).await }).await?;
+        Ok(NativeRotationPage {
+            cursor: page.cursor,
+            scanned: page.scanned,
+            rotated: page.rotated,
+            already_current: page.already_current,
+            changed_meanwhile: page.changed_meanwhile,
+            undecryptable: page.undecryptable,
+            key_id: page.key_id,
+        })
+    }
+
+    /// One step of counting the sessions under the prefix (the pre-pass of a rotation).
+    #[napi]
+    pub async fn count_page(&self, cursor: String) -> napi::Result<NativeCountPage> {
+        let store = self.inner.clone();
+        let page = guard(async move { store.count_page(&cursor).await }).await?;
+        Ok(NativeCountPage { cursor: page.cursor, keys: page.keys })
     }
 
     /// Hits, misses, failed calls and undecryptable values since the store started.

@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod keys;
 pub mod limits;
 pub mod migration;
+pub mod rotation;
 pub mod session_events;
 pub mod signature;
 pub mod store;

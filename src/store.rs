@@ -385,6 +385,11 @@ impl SessionStore {
         &self.backend
     }
 
+    /// The encryption keys: the first seals, all open (for key rotation).
+    pub(crate) fn key_ring(&self) -> &KeyRing {
+        &self.keys
+    }
+
     /// The Redis key of `sid`.
     pub(crate) fn key(&self, sid: &str) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.prefix.len() + sid.len());

@@ -44,6 +44,27 @@ async function support(): Promise<number> {
   return found.kind === 'session' ? found.ttlMs : stats.sessions + counters.hits
 }
 
+async function rotate(): Promise<number> {
+  let total = 0
+  let counted = '0'
+  do {
+    const page = await store.countPage(counted)
+    total += page.keys
+    counted = page.cursor
+  } while (counted !== '0')
+
+  let cursor = '0'
+  let rotated = 0
+  do {
+    const page = await store.rotatePage(cursor)
+    rotated += page.rotated + page.changedMeanwhile
+    cursor = page.cursor
+    const key: string = page.keyId
+    void [key, page.scanned, page.alreadyCurrent, page.undecryptable]
+  } while (cursor !== '0')
+  return total - rotated
+}
+
 const signed: string = sign('value', 'secret')
 const unsigned: string | false = unsign(signed, ['a', 'b'])
 
@@ -51,7 +72,9 @@ const unsigned: string | false = unsign(signed, ['a', 'b'])
 new RedisStore({})
 // @ts-expect-error: ttl is seconds or a function
 new RedisStore({ secret: 's', ttl: '1 day' })
+// @ts-expect-error: a cursor is the string a page returned
+store.rotatePage(0)
 // @ts-expect-error: userId is a string
 store.saveSession({ session: {} as session.Session }, 42)
 
-void [gateway, support, ids, count, unsigned, store.close()]
+void [gateway, support, rotate, ids, count, unsigned, store.close()]

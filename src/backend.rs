@@ -400,7 +400,7 @@ mod tests {
         let client = redis::Client::open(server.url.as_str()).unwrap();
         let link =
             Link::start(Target::Single(Box::new(client)), LinkTiming::default(), Arc::new(drop));
-        Backend::new(link, 100, None)
+        Backend::new(link, 100, None, "s:ended".into())
     }
 
     #[tokio::test]
@@ -441,7 +441,7 @@ mod tests {
         let server = start_server();
         let backend = backend(&server);
         backend.write(b"s:a", b"version 1", Expiry::Millis(60_000)).await.unwrap();
-        backend.bury(b"s:a", 60_000).await.unwrap();
+        backend.bury(b"s:a", "a", 60_000).await.unwrap();
 
         assert!(!backend.replace_if_unchanged(b"s:a", b"version 1", b"revived").await.unwrap());
         assert!(!backend.replace_if_unchanged(b"s:none", b"", b"created").await.unwrap());

@@ -75,7 +75,38 @@ export interface RedisStoreOptions {
    * `sealed-redis-session`, which logs to stderr.
    */
   logger?: Logger
+  /**
+   * Keep a per-user index of sessions (by `session.userId`), for `listUserSessions` and
+   * `destroyUserSessions`. Costs one more Redis command per `set` and `touch`. Default `false`.
+   */
+  userIndex?: boolean
+  /** Prefix of the per-user index keys. Default `'user-sessions:' + prefix`. */
+  userIndexPrefix?: string
+  /**
+   * Read the plaintext sessions connect-redis stored under this prefix (its default is
+   * `'sess:'`) and seal each on its next write. Opt-in, for the migration period only.
+   */
+  legacyPrefix?: string
 }
+
+/** One live session of a user (`listUserSessions`). */
+export interface UserSession {
+  sid: string
+  /** Milliseconds left; -1 without expiry. */
+  ttlMs: number
+  /** When the session was last saved or touched. */
+  lastWrite: Date
+}
+
+/** A session that ended somewhere (`onSessionEnd`). */
+export interface SessionEnd {
+  sid: string
+  /** `expired` and `evicted` need keyspace notifications (`notify-keyspace-events Ex`). */
+  reason: 'destroyed' | 'expired' | 'evicted'
+}
+
+/** What `closeSocketsOnSessionEnd` needs of a socket.io `Server` or `Namespace`. */
+export type SocketIoTarget = { in(room: string): unknown; on(event: any, listener: any): unknown }
 
 /** The levels the store logs at; a logger with only `log` or `info` works too. */
 export interface Logger {
@@ -105,6 +136,8 @@ export interface StoreCounters {
   misses: number
   /** Calls that failed on Redis. */
   errors: number
+  /** Reads served from connect-redis plaintext sessions (`legacyPrefix`), also in `hits`. */
+  legacy: number
   /** Values that did not decrypt, by the hex id of the key that sealed them (or `unknown`). */
   undecryptable: Record<string, number>
 }
@@ -208,6 +241,25 @@ export declare class RedisStore extends Store {
   rotatePage(cursor?: string): Promise<RotationPage>
   /** One step of counting the sessions under the prefix from `cursor` (`'0'` to start). */
   countPage(cursor?: string): Promise<CountPage>
+  /** The live sessions of `userId`, from the per-user index (needs `userIndex: true`). */
+  listUserSessions(userId: string | number): Promise<UserSession[]>
+  /**
+   * Logs `userId` out everywhere (needs `userIndex: true`); resolves to how many live
+   * sessions ended. Each end reaches `onSessionEnd` listeners on every instance.
+   */
+  destroyUserSessions(userId: string | number): Promise<number>
+  /**
+   * Calls `listener` whenever a session ends on any instance sharing this Redis; returns a
+   * function that removes it.
+   */
+  onSessionEnd(listener: (end: SessionEnd) => void | Promise<void>): () => void
+  /** Resolves to `true` once session ends are heard, `false` if Redis did not answer yet. */
+  sessionEndsReady(): Promise<boolean>
+  /**
+   * Disconnects the sockets of every session that ends, on any instance: give it the
+   * socket.io `Server` (all namespaces) or one `Namespace`. Returns a function that stops it.
+   */
+  closeSocketsOnSessionEnd(io: SocketIoTarget): () => void
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close(): Promise<void>
 

@@ -65,6 +65,20 @@ async function rotate(): Promise<number> {
   return total - rotated
 }
 
+async function everywhere(io: import('socket.io').Server): Promise<number> {
+  const indexed = new RedisStore({ secret: 's', userIndex: true, legacyPrefix: 'sess:' })
+  const stop: () => void = indexed.closeSocketsOnSessionEnd(io)
+  const off = indexed.onSessionEnd(({ sid, reason }) => console.log(sid, reason === 'expired'))
+  const ready: boolean = await indexed.sessionEndsReady()
+  const sessions = await indexed.listUserSessions('user-42')
+  const first: Date | undefined = sessions[0]?.lastWrite
+  const ended: number = await indexed.destroyUserSessions(42)
+  stop()
+  off()
+  void [ready, first, indexed.stats().legacy]
+  return ended
+}
+
 const signed: string = sign('value', 'secret')
 const unsigned: string | false = unsign(signed, ['a', 'b'])
 
@@ -74,7 +88,9 @@ new RedisStore({})
 new RedisStore({ secret: 's', ttl: '1 day' })
 // @ts-expect-error: a cursor is the string a page returned
 store.rotatePage(0)
+// @ts-expect-error: a session end has no `userId`
+store.onSessionEnd((end) => end.userId)
 // @ts-expect-error: userId is a string
 store.saveSession({ session: {} as session.Session }, 42)
 
-void [gateway, support, rotate, ids, count, unsigned, store.close()]
+void [gateway, support, rotate, everywhere, ids, count, unsigned, store.close()]

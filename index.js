@@ -21,6 +21,12 @@ const OP_TOUCH = 2
 const OP_DESTROY = 3
 const OP_SESSION_FROM_COOKIE = 4
 
+/** Numbers per operation in a flushed batch (see src/batch_wire.rs). */
+const RECORD_LEN = 7
+
+/** Numbers per outcome in a result batch. */
+const OUTCOME_LEN = 3
+
 /** Statuses in the native result batches. */
 const STATUS_OK = 0
 const STATUS_FAILED = 1
@@ -43,11 +49,25 @@ class RedisStore extends Store {
   #callbacks = []
   #finishers = []
   #freeIds = []
-  // Submitted operations start together once the current tick is done.
+  // Operations of the current tick, handed to Rust together once it is done: their
+  // strings, and RECORD_LEN numbers each (op, id, string lengths, expiry, ttl).
+  #texts = []
+  #records = new Float64Array(RECORD_LEN * 256)
+  #count = 0
   #flushScheduled = false
   #flush = () => {
     this.#flushScheduled = false
-    native.flushOps(this.#dispatcher)
+    if (this.#count === 0) return
+    const text = this.#texts.length === 1 ? this.#texts[0] : this.#texts.join('')
+    const records = this.#records.subarray(0, this.#count * RECORD_LEN)
+    this.#texts = []
+    this.#count = 0
+    try {
+      native.flushOps(this.#dispatcher, text, records)
+    } catch (err) {
+      const refusal = fromNative(err)
+      for (let at = 1; at < records.length; at += RECORD_LEN) this.#finish(records[at], refusal)
+    }
   }
 
   /** See README: `secret` is required; every other option has a default. */
@@ -64,7 +84,8 @@ class RedisStore extends Store {
     this.#log = createLogger(js.logger, process.env.DEBUG)
 
     try {
-      this.#native = new native.NativeStore(nativeOptions, (flat) => this.#onBatch(flat))
+      this.#native = new native.NativeStore(nativeOptions,
+        (numbers, text) => this.#onBatch(numbers, text))
       this.#dispatcher = this.#native.dispatcher()
     } catch (err) {
       throw fromNative(err)
@@ -203,7 +224,8 @@ class RedisStore extends Store {
   async listUserSessions(userId) {
     const user = userIdArgument(userId)
     const { mine } = await this.#userSessions(user)
-    return mine.map(({ sid, ttlMs, lastWrite }) => ({ sid, ttlMs, lastWrite: new Date(lastWrite) }))
+    return mine.map(({ sid, ttlMs, lastWrite }) =>
+      ({ sid, ttlMs, lastWrite: new Date(lastWrite) }))
   }
 
   /**
@@ -306,6 +328,8 @@ class RedisStore extends Store {
 
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close() {
+    // Calls made before close() in this tick are in flight too: hand them over first.
+    this.#flush()
     return this.#call(() => this.#native.close())
   }
 
@@ -329,26 +353,59 @@ class RedisStore extends Store {
     const id = this.#freeIds.length > 0 ? this.#freeIds.pop() : this.#callbacks.length
     this.#callbacks[id] = cb
     this.#finishers[id] = finish
-    try {
-      native.submitOp(this.#dispatcher, op, id, key, json, expiresAt, ttl, user)
-    } catch (err) {
-      this.#take(id)
-      return fail(fromNative(err), cb)
-    }
+    this.#record(op, id, key, json, expiresAt, ttl, user)
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       queueMicrotask(this.#flush)
     }
   }
 
-  /** Results and link events from Rust: `[id, status, value]` triples. */
-  #onBatch(flat) {
-    for (let i = 0; i < flat.length; i += 3) {
-      const status = flat[i + 1]
-      if (status === STATUS_OK) this.#finish(flat[i], null, flat[i + 2])
-      else if (status === STATUS_FAILED) this.#finish(flat[i], errorFrom(flat[i + 2]), null)
+  /** Adds one operation to the batch of this tick. */
+  #record(op, id, key, json, expiresAt, ttl, user) {
+    let at = this.#count * RECORD_LEN
+    if (at === this.#records.length) this.#growRecords()
+    const records = this.#records
+    records[at++] = op
+    records[at++] = id
+    records[at++] = this.#text(key)
+    records[at++] = this.#text(json)
+    records[at++] = this.#text(user)
+    records[at++] = expiresAt === null ? NaN : expiresAt
+    records[at] = ttl === null ? NaN : ttl
+    this.#count++
+  }
+
+  /** Queues a string of the batch; its length in UTF-16 code units, -1 for none. */
+  #text(value) {
+    if (value === null) return -1
+    this.#texts.push(value)
+    return value.length
+  }
+
+  #growRecords() {
+    const bigger = new Float64Array(this.#records.length * 2)
+    bigger.set(this.#records)
+    this.#records = bigger
+  }
+
+  /**
+   * Results and link events from Rust: OUTCOME_LEN numbers each (id, status, length of its
+   * value in `text`, -1 for none), the values following each other in `text`.
+   */
+  #onBatch(numbers, text) {
+    let at = 0
+    for (let i = 0; i < numbers.length; i += OUTCOME_LEN) {
+      const length = numbers[i + 2]
+      let value = null
+      if (length >= 0) {
+        value = text.slice(at, at + length)
+        at += length
+      }
+      const status = numbers[i + 1]
+      if (status === STATUS_OK) this.#finish(numbers[i], null, value)
+      else if (status === STATUS_FAILED) this.#finish(numbers[i], errorFrom(value), null)
       else if (status === STATUS_CONNECTED) this.#linkEvent('connect')
-      else if (status === STATUS_DISCONNECTED) this.#linkEvent('disconnect', flat[i + 2])
+      else if (status === STATUS_DISCONNECTED) this.#linkEvent('disconnect', value)
     }
   }
 
@@ -388,7 +445,9 @@ class RedisStore extends Store {
 
   /** The user id recorded in the index for `session`, when the index is kept. */
   #owner(session) {
-    return this.#userIndex ? ownerOf(session) : null
+    if (!this.#userIndex) return null
+    const owner = ownerOf(session)
+    return owner !== null && owner.isWellFormed() ? owner : null
   }
 
   /** The indexed sessions of `user`, sorted out: `mine`, `pending` (not written yet). */

@@ -7,32 +7,68 @@
 
 use std::sync::Mutex;
 
+/// What a queue gathers its items into: a list, or an encoded form built as items arrive
+/// (so that the consumer's thread only takes it).
+pub trait Batch: Default {
+    /// One item.
+    type Item;
+
+    /// Adds an item at the end.
+    fn add(&mut self, item: Self::Item);
+
+    /// Whether nothing was added.
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> Batch for Vec<T> {
+    type Item = T;
+
+    fn add(&mut self, item: T) {
+        self.push(item);
+    }
+
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
 /// A queue with a wake-up on its first item.
-pub struct BatchQueue<T> {
-    items: Mutex<Vec<T>>,
+pub struct BatchQueue<B> {
+    items: Mutex<B>,
     wake: Box<dyn Fn() + Send + Sync>,
 }
 
-impl<T> BatchQueue<T> {
+impl<B: Batch> BatchQueue<B> {
     /// A queue that calls `wake` whenever it stops being empty.
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
-        Self { items: Mutex::new(Vec::new()), wake: Box::new(wake) }
+        Self { items: Mutex::new(B::default()), wake: Box::new(wake) }
     }
 
     /// Adds an item, waking the consumer if it is the first one since the last drain.
-    pub fn push(&self, item: T) {
+    pub fn push(&self, item: B::Item) {
+        self.push_all(std::iter::once(item));
+    }
+
+    /// Adds several items at once, waking the consumer if they are the first since the last
+    /// drain.
+    pub fn push_all(&self, batch: impl IntoIterator<Item = B::Item>) {
+        let mut batch = batch.into_iter().peekable();
+        if batch.peek().is_none() {
+            return;
+        }
         let first = {
             let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            items.push(item);
-            items.len() == 1
+            let was_empty = items.is_empty();
+            batch.for_each(|item| items.add(item));
+            was_empty
         };
         if first {
             (self.wake)();
         }
     }
 
-    /// Takes every queued item, in the order they were pushed.
-    pub fn drain(&self) -> Vec<T> {
+    /// Takes everything queued, in the order it was pushed.
+    pub fn drain(&self) -> B {
         let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         std::mem::take(&mut *items)
     }
@@ -48,7 +84,7 @@ mod tests {
     fn wakes_once_per_batch() {
         let wakes = Arc::new(AtomicUsize::new(0));
         let counter = wakes.clone();
-        let queue = BatchQueue::new(move || {
+        let queue = BatchQueue::<Vec<i32>>::new(move || {
             counter.fetch_add(1, Ordering::SeqCst);
         });
 
@@ -65,7 +101,7 @@ mod tests {
 
     #[test]
     fn no_item_is_lost_across_threads() {
-        let queue = Arc::new(BatchQueue::new(|| {}));
+        let queue = Arc::new(BatchQueue::<Vec<i32>>::new(|| {}));
         let producers: Vec<_> = (0..4)
             .map(|t| {
                 let queue = queue.clone();

@@ -1,12 +1,11 @@
 //! The Node-API surface: converts between JS values and the core, nothing more.
 //!
 //! This binding is internal; `index.js` adapts it to express-session. The per-request
-//! operations (get, set, touch, destroy, session from cookie) go through `submitOp`: it
-//! returns at once, `flushOps` starts what was submitted, and results come back in batches
-//! through one `onBatch(flat)` call per wake-up of the event loop, where `flat` holds
-//! `[id, status, value]` triples (status 0: the value, a JSON string or null; 1: an error
-//! message; 2: `connect`; 3: `disconnect`, value the reason). Rare operations (listing,
-//! clearing, inspecting, closing) are plain async methods.
+//! operations (get, set, touch, destroy, session from cookie) are gathered by `index.js`
+//! during a tick and handed over by one `flushOps(text, records)` call; their outcomes come
+//! back in batches through one `onBatch(numbers, text)` call per wake-up of the event loop
+//! (both forms are described in `batch_wire`). Rare operations (listing, clearing,
+//! inspecting, closing) are plain async methods.
 //!
 //! Errors cross as messages that start with the stable code (`ERR_REDIS: ...`), which
 //! `index.js` moves into `err.code`. A panic never crosses: it becomes `ERR_INTERNAL`.
@@ -18,16 +17,18 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use napi::bindgen_prelude::{
-    spawn, within_runtime_if_available, Buffer, Either, Either3, External, Function, Null,
+    spawn, within_runtime_if_available, Buffer, Either, External, Float64Array, Float64ArraySlice,
+    FnArgs, Function, Latin1String,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use zeroize::Zeroizing;
 
+use crate::batch_wire;
 use crate::config::{self, KeyInput, StoreOptions, TlsInput};
 use crate::connection::EventSink;
-use crate::dispatch::{Dispatcher, Op, Outcome, Request};
+use crate::dispatch::Dispatcher;
 use crate::error::StoreError;
 use crate::inspect::Stored;
 use crate::session_events::{EndSink, SessionEnd};
@@ -199,11 +200,11 @@ pub struct NativeCounters {
     pub undecryptable: std::collections::HashMap<String, f64>,
 }
 
-/// One value of a batch handed to JS.
-type BatchValue = Either3<u32, String, Null>;
+/// What `onBatch` receives: the outcomes' numbers and text (see [`batch_wire`]).
+type BatchArgs = FnArgs<(Float64Array, Either<Latin1String, String>)>;
 
 /// The JS batch callback; it keeps the process alive until the store is closed.
-type BatchFn = ThreadsafeFunction<(), (), Vec<BatchValue>, Status, false>;
+type BatchFn = ThreadsafeFunction<(), (), BatchArgs, Status, false>;
 
 /// The native half of `RedisStore`.
 #[napi]
@@ -221,7 +222,7 @@ impl NativeStore {
     #[napi(constructor, catch_unwind)]
     pub fn new(
         options: NativeOptions,
-        on_batch: Function<'_, Vec<BatchValue>, ()>,
+        on_batch: Function<'_, BatchArgs, ()>,
     ) -> napi::Result<Self> {
         let settings = config::validate(store_options(options)).map_err(to_napi)?;
 
@@ -233,7 +234,7 @@ impl NativeStore {
         let built: BatchFn = on_batch
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
-            .build_callback(move |_ctx| Ok(flatten(drained.upgrade())))?;
+            .build_callback(move |_ctx| Ok(encode(drained.upgrade())))?;
         if let Ok(mut slot) = batch_fn.lock() {
             *slot = Some(built);
         }
@@ -450,32 +451,21 @@ impl NativeStore {
 /// The JS listener of session ends; it receives `[sid, reason]`.
 type EndFn = ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>;
 
-/// Queues operation `op` (0 get, 1 set, 2 touch, 3 destroy, 4 session from a Cookie header
-/// given as `key`) until the next `flushOps`; its outcome arrives in a batch under `id`.
-// Positional arguments: an options object would be one more allocation and property lookup
-// per request on the hot path.
-#[allow(clippy::too_many_arguments)]
-#[napi(js_name = "submitOp", catch_unwind)]
-pub fn submit_op(
-    dispatcher: &External<Arc<Dispatcher>>,
-    op: u32,
-    id: u32,
-    key: String,
-    json: Option<String>,
-    expires_at: Option<f64>,
-    ttl_secs: Option<f64>,
-    user: Option<String>,
-) -> napi::Result<()> {
-    let op = Op::from_code(op)
-        .ok_or_else(|| to_napi(StoreError::argument("op", "unknown operation")))?;
-    let request = Request { id, op, key, json, expires_at, ttl_secs, user };
-    dispatcher.submit(request).map_err(to_napi)
-}
-
-/// Starts every operation queued since the last call: one thread wake-up for all.
+/// Queues the operations that JS gathered since the last call, and starts them: one
+/// crossing of the boundary and at most one thread wake-up for all. `text` and `records`
+/// are in the form of [`batch_wire`]; outcomes arrive through `onBatch` under each
+/// operation's id. Refused as a whole (`ERR_CLOSED`) once the store is closing.
 #[napi(js_name = "flushOps", catch_unwind)]
-pub fn flush_ops(dispatcher: &External<Arc<Dispatcher>>) {
+pub fn flush_ops(
+    dispatcher: &External<Arc<Dispatcher>>,
+    text: String,
+    records: Float64ArraySlice<'_>,
+) -> napi::Result<()> {
+    let (requests, refused) = batch_wire::decode_requests(&text, &records);
+    dispatcher.submit_all(requests).map_err(to_napi)?;
+    dispatcher.refuse(refused);
     dispatcher.flush();
+    Ok(())
 }
 
 /// `cookie-signature`'s `sign`.
@@ -501,24 +491,16 @@ fn wake(slot: Arc<Mutex<Option<BatchFn>>>) -> impl Fn() + Send + Sync + 'static 
     }
 }
 
-/// Drains the outcomes into the flat `[id, status, value]` array that `onBatch` receives.
-fn flatten(dispatcher: Option<Arc<Dispatcher>>) -> Vec<BatchValue> {
-    let Some(dispatcher) = dispatcher else {
-        return Vec::new();
+/// Hands the encoded outcomes over as the arguments of `onBatch`; ASCII text (the usual
+/// case) is created as Latin-1, which V8 copies without decoding.
+fn encode(dispatcher: Option<Arc<Dispatcher>>) -> BatchArgs {
+    let outcomes = dispatcher.map(|dispatcher| dispatcher.drain_outcomes()).unwrap_or_default();
+    let text = if outcomes.is_ascii() {
+        Either::A(Latin1String::from(outcomes.text))
+    } else {
+        Either::B(outcomes.text)
     };
-    let outcomes = dispatcher.drain_outcomes();
-    let mut flat = Vec::with_capacity(outcomes.len() * 3);
-    for outcome in outcomes {
-        let (id, status, value) = match outcome {
-            Outcome::Done(id, Some(json)) => (id, 0, Either3::B(json)),
-            Outcome::Done(id, None) => (id, 0, Either3::C(Null)),
-            Outcome::Failed(id, err) => (id, 1, Either3::B(coded_message(&err))),
-            Outcome::Connected => (0, 2, Either3::C(Null)),
-            Outcome::Disconnected(reason) => (0, 3, Either3::B(reason)),
-        };
-        flat.extend([Either3::A(id), Either3::A(status), value]);
-    }
-    flat
+    FnArgs::from((Float64Array::new(outcomes.numbers), text))
 }
 
 fn store_options(options: NativeOptions) -> StoreOptions {
@@ -578,7 +560,7 @@ fn to_napi(err: StoreError) -> napi::Error {
 
 /// The message JS turns into an `Error` with `code`.
 fn coded_message(err: &StoreError) -> String {
-    format!("{}: {err}", err.code())
+    batch_wire::coded_message(err)
 }
 
 /// mimalloc: the request strings are allocated on Node's thread and freed on a Tokio worker,

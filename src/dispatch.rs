@@ -16,9 +16,14 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 
 use crate::batch_queue::BatchQueue;
+use crate::batch_wire::EncodedOutcomes;
 use crate::connection::LinkEvent;
 use crate::error::{Result, StoreError};
 use crate::store::{Lifetime, SessionStore};
+
+/// While operations are running, how often the dispatcher looks for queued requests that
+/// no outcome brought it to yet (see [`Dispatcher::flush`]): the most a request can wait.
+const QUEUE_CHECK: Duration = Duration::from_millis(1);
 
 /// A per-request operation of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +88,13 @@ pub enum Outcome {
 
 /// Queues requests and outcomes around one dispatcher task.
 pub struct Dispatcher {
-    requests: Arc<BatchQueue<Request>>,
+    requests: Arc<BatchQueue<Vec<Request>>>,
     ready: Arc<Notify>,
-    outcomes: Arc<BatchQueue<Outcome>>,
+    outcomes: Arc<BatchQueue<EncodedOutcomes>>,
     in_flight: Arc<AtomicUsize>,
+    /// Operations started and not finished: while there are some, the dispatcher task will
+    /// wake for their outcomes and take new requests then, so a flush needs no wake-up.
+    started: Arc<AtomicUsize>,
     closing: AtomicBool,
 }
 
@@ -98,6 +106,7 @@ impl Dispatcher {
             ready: Arc::new(Notify::new()),
             outcomes: Arc::new(BatchQueue::new(wake)),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            started: Arc::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
         }
     }
@@ -113,24 +122,37 @@ impl Dispatcher {
         }
     }
 
-    /// Queues a request, to be started at the next [`Dispatcher::flush`]; refused once
-    /// closing started.
-    pub fn submit(&self, request: Request) -> Result<()> {
+    /// Queues a batch of requests, to be started at the next [`Dispatcher::flush`]; all
+    /// refused once closing started.
+    pub fn submit_all(&self, requests: Vec<Request>) -> Result<()> {
         if self.closing.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.requests.push(request);
+        self.in_flight.fetch_add(requests.len(), Ordering::SeqCst);
+        self.requests.push_all(requests);
         Ok(())
     }
 
-    /// Wakes the dispatcher for the requests queued so far.
-    pub fn flush(&self) {
-        self.ready.notify_one();
+    /// Reports requests that could not be read, as failed outcomes.
+    pub fn refuse(&self, refused: Vec<(u32, StoreError)>) {
+        self.outcomes.push_all(refused.into_iter().map(|(id, err)| Outcome::Failed(id, err)));
     }
 
-    /// Takes the outcomes that are ready.
-    pub fn drain_outcomes(&self) -> Vec<Outcome> {
+    /// Has the dispatcher start the requests queued so far. Waking its thread costs a system
+    /// call on Node's thread, so it is only done when no started operation is left to
+    /// finish: otherwise the next outcome wakes the dispatcher, and it takes the queued
+    /// requests then, or at its next [`QUEUE_CHECK`] if no outcome comes sooner (a slow or
+    /// unreachable server). (The dispatcher counts an outcome down before it looks at the
+    /// queue, and the requests were queued before this count was read, so none is left
+    /// behind.)
+    pub fn flush(&self) {
+        if self.started.load(Ordering::SeqCst) == 0 {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Takes the outcomes that are ready, already encoded for JS.
+    pub fn drain_outcomes(&self) -> EncodedOutcomes {
         self.outcomes.drain()
     }
 
@@ -138,19 +160,26 @@ impl Dispatcher {
     pub fn run(&self, store: Arc<SessionStore>) -> impl std::future::Future<Output = ()> {
         let (requests, outcomes) = (self.requests.clone(), self.outcomes.clone());
         let (ready, in_flight) = (self.ready.clone(), self.in_flight.clone());
+        let started = self.started.clone();
         async move {
             let mut running = FuturesUnordered::new();
+            let mut check = tokio::time::interval(QUEUE_CHECK);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ready.notified() => {
-                        for request in requests.drain() {
-                            running.push(perform_guarded(store.clone(), request));
-                        }
-                    }
+                    _ = ready.notified() => {}
+                    _ = check.tick(), if !running.is_empty() => {}
                     Some(outcome) = running.next(), if !running.is_empty() => {
                         outcomes.push(outcome);
                         in_flight.fetch_sub(1, Ordering::SeqCst);
+                        started.fetch_sub(1, Ordering::SeqCst);
                     }
+                }
+                // Every wake-up takes what was queued (see `flush`).
+                let queued = requests.drain();
+                started.fetch_add(queued.len(), Ordering::SeqCst);
+                for request in queued {
+                    running.push(perform_guarded(store.clone(), request));
                 }
                 // Queued and running requests all count as in flight.
                 if store.is_closed() && in_flight.load(Ordering::SeqCst) == 0 {

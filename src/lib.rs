@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod batch_queue;
+pub mod batch_wire;
 #[cfg(feature = "node")]
 pub mod binding;
 pub mod config;

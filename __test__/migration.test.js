@@ -166,8 +166,8 @@ describe('migrating in place: connect-redis 8 (ioredis) and the same prefix', ()
     const connected = once(store, 'connect')
     try {
       const cookie = { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) }
-      await new Promise((resolve, reject) =>
-        legacy.set('in-place', { cookie, userId: 'eve' }, (err) => (err ? reject(err) : resolve())))
+      await new Promise((resolve, reject) => legacy.set('in-place', { cookie, userId: 'eve' },
+        (err) => (err ? reject(err) : resolve())))
       await connected
 
       const loaded = await store.get('in-place')

@@ -105,7 +105,7 @@ describe('session ends reach every instance', () => {
     await redis?.stop()
   })
 
-  it('a logout on instance A disconnects the socket held by instance B within a second', async () => {
+  it('a logout on instance A disconnects the socket held by B within a second', async () => {
     const cookie = await login(a.base, 'alice')
     const socket = await connectSocket(b.base, cookie)
     sockets.push(socket)
@@ -134,7 +134,7 @@ describe('session ends reach every instance', () => {
     await both
   })
 
-  it('expiry is heard through keyspace notifications, once, not again for the tombstone', async () => {
+  it('expiry is heard through keyspace notifications, once, not for the tombstone', async () => {
     const heard = []
     const off = b.store.onSessionEnd((end) => heard.push(end))
     try {

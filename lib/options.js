@@ -170,7 +170,8 @@ function userIndexPrefixOption(options, prefix) {
 function legacyPrefixOption(legacyPrefix) {
   if (legacyPrefix === undefined) return undefined
   if (typeof legacyPrefix !== 'string' || legacyPrefix === '') {
-    throw optionError('legacyPrefix', "must be a non-empty string, such as connect-redis's 'sess:'")
+    throw optionError('legacyPrefix',
+      "must be a non-empty string, such as connect-redis's 'sess:'")
   }
   return legacyPrefix
 }

@@ -11,6 +11,7 @@ const session = require('express-session')
 const { Server } = require('socket.io')
 const { io: connectClient } = require('socket.io-client')
 const { RedisStore } = require('..')
+const { waitFor } = require('./helpers/events')
 const { closeServer, listen } = require('./helpers/http')
 const { RedisCluster } = require('./helpers/redis-cluster')
 const { RedisServer } = require('./helpers/redis-server')
@@ -197,9 +198,11 @@ describe('session ends after Redis restarts, and on a cluster', () => {
       store.onSessionEnd((end) => heard.push(end.sid))
       assert.equal(await store.sessionEndsReady(), true)
 
+      // Listened for before the kill: the store may be back before restart() resolves.
+      const back = waitFor(other, ['connect'], WAIT_MS)
       await redis.kill()
       await redis.restart()
-      await once(other, 'connect')
+      await back
       const deadline = Date.now() + WAIT_MS
       while (!heard.includes('after-restart') && Date.now() < deadline) {
         await other.destroy('after-restart').catch(() => {})

@@ -29,6 +29,19 @@ fn is_tombstone(err: &redis::RedisError) -> bool {
     err.code() == Some("WRONGTYPE")
 }
 
+/// Says what is missing when a server older than 6.2 does not know `SET ... GET`, `GETEX`
+/// or `GETDEL` (a syntax error, an unknown command), instead of passing on a bare refusal.
+/// The server's own words are dropped: an unknown-command reply quotes the arguments, and
+/// the first one is the session's key.
+fn explain_old_server(err: redis::RedisError) -> redis::RedisError {
+    let detail = err.detail().unwrap_or_default().to_ascii_lowercase();
+    if !(detail.contains("unknown command") || detail.contains("syntax error")) {
+        return err;
+    }
+    let reason = "Redis 6.2 or later is needed (SET ... GET, GETEX, GETDEL)";
+    redis::RedisError::from((redis::ErrorKind::Client, reason))
+}
+
 /// The command that writes `value` with `expiry` and fails with WRONGTYPE, changing
 /// nothing, when the key holds a tombstone: `SET ... GET` aborts on a key that is not a
 /// string, and so does `GETDEL`. One plain command, where a Lua script costs Redis about
@@ -155,7 +168,7 @@ impl Backend {
             .run(|mut conn| async move {
                 let found = match command.query_async::<Option<redis::Value>>(&mut conn).await {
                     Err(err) if is_tombstone(&err) => Found::Tombstone,
-                    Err(err) => return Err(err),
+                    Err(err) => return Err(explain_old_server(err)),
                     Ok(None) => Found::Nothing,
                     Ok(Some(_)) => Found::Value,
                 };
@@ -387,10 +400,15 @@ mod tests {
     }
 
     fn start_server() -> Server {
+        start_server_with(&[])
+    }
+
+    fn start_server_with(extra: &[&str]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -505,5 +523,18 @@ mod tests {
         let facts = backend.describe(&[b"s:a".to_vec(), b"s:b".to_vec()]).await.unwrap();
         assert!((25_000..=30_000).contains(&facts[0].ttl_ms), "{}", facts[0].ttl_ms);
         assert_eq!(facts[1].kind, "none");
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_commands_is_named_as_too_old() {
+        let server = start_server_with(&["--rename-command", "GETEX", ""]);
+        let backend = backend(&server);
+        backend.write(b"s:a", b"live", Expiry::Millis(5_000)).await.unwrap();
+
+        let err = backend.renew(b"s:a", Expiry::Millis(9_000)).await.unwrap_err();
+
+        assert_eq!(err.code(), "ERR_REDIS");
+        assert!(err.to_string().contains("Redis 6.2 or later is needed"), "{err}");
+        assert!(!err.to_string().contains("s:a"), "the key leaked: {err}");
     }
 }

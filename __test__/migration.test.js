@@ -184,3 +184,55 @@ describe('migrating in place: connect-redis 8 (ioredis) and the same prefix', ()
     }
   })
 })
+
+describe('log out everywhere while migrating', () => {
+  let redis
+  let raw
+
+  before(async () => {
+    redis = await RedisServer.start()
+    raw = await redis.client()
+  })
+
+  after(async () => {
+    await raw?.quit()
+    await redis?.stop()
+  })
+
+  for (const [layout, options] of [
+    ['its own prefix', { legacyPrefix: 'sess:' }],
+    ['the same prefix', { prefix: 'sess:', legacyPrefix: 'sess:' }],
+  ]) {
+    it(`ends plaintext sessions not sealed yet, with ${layout}`, async () => {
+      const first = await logInWithConnectRedis(redis.url, ['fay'])
+      const second = await logInWithConnectRedis(redis.url, ['fay'])
+      const sessions = [first.fay, second.fay]
+      for (const { sid } of sessions) assert.equal(await raw.exists(`sess:${sid}`), 1)
+
+      const store = new RedisStore({ url: redis.url, secret: SECRET, userIndex: true, ...options })
+      await once(store, 'connect')
+      const app = await serve(store)
+      try {
+        // A read that modifies nothing: express-session only touches, so they stay plaintext.
+        for (const { cookie } of sessions) {
+          const res = await fetch(`${app.base}/me`, { headers: { cookie } })
+          assert.equal(res.status, 200)
+        }
+        const listed = (await store.listUserSessions('fay')).map((s) => s.sid).sort()
+        assert.deepEqual(listed, sessions.map((s) => s.sid).sort())
+
+        assert.equal(await store.destroyUserSessions('fay'), 2)
+
+        for (const { cookie, sid } of sessions) {
+          const res = await fetch(`${app.base}/me`, { headers: { cookie } })
+          assert.equal(res.status, 401, 'a plaintext session outlived log out everywhere')
+          assert.equal(await store.get(sid), null)
+        }
+        assert.deepEqual(await store.listUserSessions('fay'), [])
+      } finally {
+        await closeServer(app.server)
+        await store.close()
+      }
+    })
+  }
+})

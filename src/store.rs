@@ -84,7 +84,7 @@ pub struct SessionStore {
     tombstone_ms: u64,
     counters: Counters,
     pub(crate) user_index: Option<UserIndex>,
-    legacy: Option<Legacy>,
+    pub(crate) legacy: Option<Legacy>,
     watch: WatchSettings,
     watcher: std::sync::Mutex<Option<Watcher>>,
 }

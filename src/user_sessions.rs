@@ -7,6 +7,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::limits::check_sid;
+use crate::migration::{self, Legacy};
 use crate::store::SessionStore;
 use crate::ttl;
 use crate::user_index::{self, IndexedSession, UserIndex, STALE_GRACE_MS};
@@ -24,6 +25,12 @@ pub struct UserSession {
     pub last_write_ms: u64,
 }
 
+/// What was read for one index entry, and whether it came from connect-redis's key.
+struct Found {
+    read: IndexedSession,
+    legacy: bool,
+}
+
 impl SessionStore {
     /// The sessions that `user`'s index points to. Entries whose session is gone (destroyed,
     /// expired, undecryptable) are removed from the index and left out; only an entry
@@ -36,6 +43,7 @@ impl SessionStore {
         let entries = index.entries(link, user).await?;
         let keys = entries.iter().map(|entry| self.key(&entry.sid)).collect();
         let found = user_index::read_sessions(link, keys, entries).await?;
+        let found = self.with_legacy_copies(found).await?;
 
         let now = ttl::now_ms().max(0.0) as u64;
         let (sessions, stale) = self.sort_out(found, now);
@@ -69,13 +77,50 @@ impl SessionStore {
         self.user_index.as_ref().ok_or(StoreError::UserIndexOff)
     }
 
+    /// During a migration from connect-redis with its own prefix, a session not sealed yet
+    /// lives at its legacy key: read it there for the entries that found nothing, so that
+    /// "log out everywhere" ends it too. Each result says where its value came from.
+    async fn with_legacy_copies(&self, found: Vec<IndexedSession>) -> Result<Vec<Found>> {
+        let legacy = match &self.legacy {
+            Some(legacy) if !legacy.shares_keys() => legacy,
+            _ => return Ok(found.into_iter().map(|read| Found { read, legacy: false }).collect()),
+        };
+        let (sealed, missing): (Vec<_>, Vec<_>) =
+            found.into_iter().partition(|read| read.value.is_some());
+
+        let keys = missing.iter().map(|read| legacy.key(&read.entry.sid)).collect();
+        let entries = missing.iter().map(|read| read.entry.clone()).collect();
+        let copies = user_index::read_sessions(self.backend().link(), keys, entries).await?;
+
+        let copies = missing.into_iter().zip(copies).map(|(read, copy)| match copy.value {
+            Some(_) => Found { read: copy, legacy: true },
+            None => Found { read, legacy: false },
+        });
+        Ok(sealed.into_iter().map(|read| Found { read, legacy: false }).chain(copies).collect())
+    }
+
+    /// The session JSON of what was read: a sealed session, or while migrating a plaintext
+    /// one of connect-redis (at its legacy key, or at the store's own key when they share
+    /// the prefix), as `get` reads them.
+    fn session_json(&self, key: &[u8], value: &[u8], from_legacy: bool) -> Option<String> {
+        if from_legacy {
+            return migration::plaintext_session(value);
+        }
+        let shares_keys = self.legacy.as_ref().is_some_and(Legacy::shares_keys);
+        match self.open(key, value) {
+            Ok(json) => Some(json),
+            Err(_) if shares_keys => migration::plaintext_session(value),
+            Err(_) => None,
+        }
+    }
+
     /// Splits what was read into sessions to return and stale entries to forget.
-    fn sort_out(&self, found: Vec<IndexedSession>, now: u64) -> (Vec<UserSession>, Vec<String>) {
+    fn sort_out(&self, found: Vec<Found>, now: u64) -> (Vec<UserSession>, Vec<String>) {
         let mut sessions = Vec::new();
         let mut stale = Vec::new();
-        for IndexedSession { entry, value, ttl_ms } in found {
+        for Found { read: IndexedSession { entry, value, ttl_ms }, legacy } in found {
             let key = self.key(&entry.sid);
-            let json = value.and_then(|value| self.open(&key, &value).ok());
+            let json = value.and_then(|value| self.session_json(&key, &value, legacy));
             let young = now.saturating_sub(entry.last_write_ms) < STALE_GRACE_MS;
             match json {
                 Some(_) => {}

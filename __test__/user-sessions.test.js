@@ -119,6 +119,22 @@ describe('the per-user index on one Redis', () => {
 
   indexBehaviour(ctx)
 
+  it('keeps the entry of a session sealed with a key this instance does not hold', async () => {
+    // An instance deployed with a new first secret seals with a key the others lack.
+    const newer = new RedisStore({ url: server.url, secret: ['newer', SECRET], userIndex: true })
+    await once(newer, 'connect')
+    try {
+      await newer.set('sealed-newer', sessionOf('deployed'))
+
+      assert.deepEqual(await ctx.store.listUserSessions('deployed'), [])
+      assert.deepEqual(await ctx.redis.hKeys(INDEX + 'deployed'), ['sealed-newer'])
+      assert.equal(await newer.destroyUserSessions('deployed'), 1)
+      assert.equal(await newer.get('sealed-newer'), null)
+    } finally {
+      await newer.close()
+    }
+  })
+
   it('logs a user out on every browser through express-session', async () => {
     const app = express()
     app.use(session({ store: ctx.store, secret: SECRET, resave: false, saveUninitialized: false }))

@@ -377,56 +377,11 @@ mod tests {
     //! The guarded writes and the compare-and-set that key rotation writes with, against a
     //! real `redis-server` started here on a free port of 127.0.0.1.
 
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
     use super::*;
-    use crate::connection::{Link, LinkTiming};
-    use crate::target::Target;
-
-    /// A throwaway server, killed when dropped.
-    struct Server {
-        child: Child,
-        url: String,
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn start_server() -> Server {
-        start_server_with(&[])
-    }
-
-    fn start_server_with(extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, url: format!("redis://127.0.0.1:{port}") }
-    }
+    use crate::test_redis::{start_server, start_server_with, Server};
 
     fn backend(server: &Server) -> Backend {
-        let client = redis::Client::open(server.url.as_str()).unwrap();
-        let link =
-            Link::start(Target::Single(Box::new(client)), LinkTiming::default(), Arc::new(drop));
-        Backend::new(link, 100, None, "s:ended".into())
+        Backend::new(server.link(), 100, None, "s:ended".into())
     }
 
     #[tokio::test]

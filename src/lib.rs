@@ -27,6 +27,8 @@ pub mod session_events;
 pub mod signature;
 pub mod store;
 pub mod target;
+#[cfg(test)]
+mod test_redis;
 pub mod ttl;
 pub mod user_index;
 pub mod user_sessions;

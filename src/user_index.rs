@@ -62,6 +62,18 @@ end
 return 1
 ";
 
+/// Removes entries only where they still hold what was read. KEYS[1]: the user's index.
+/// ARGV: sid, value read, sid, value read, ... A `set` that recorded one of them again
+/// since keeps its fresh entry.
+const FORGET_UNCHANGED_SCRIPT: &str = r"
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+";
+
 /// One entry of a user's index, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -69,18 +81,25 @@ pub struct IndexEntry {
     pub sid: String,
     /// When the session was last saved or touched, in epoch ms.
     pub last_write_ms: u64,
+    /// The entry's value as read, for removing it only if unchanged.
+    pub raw: String,
 }
 
 /// Where the per-user indexes live and how to update them.
 pub struct UserIndex {
     user_prefix: String,
     record: Script,
+    forget_unchanged: Script,
 }
 
 impl UserIndex {
     /// An index whose keys are `user_prefix + userId`.
     pub fn new(user_prefix: String) -> Self {
-        Self { user_prefix, record: Script::new(RECORD_SCRIPT) }
+        Self {
+            user_prefix,
+            record: Script::new(RECORD_SCRIPT),
+            forget_unchanged: Script::new(FORGET_UNCHANGED_SCRIPT),
+        }
     }
 
     /// The index key of `user`, after checking the id.
@@ -127,6 +146,29 @@ impl UserIndex {
         let key = self.key(user)?;
         link.run(|mut conn| async move {
             cmd("HDEL").arg(&key).arg(sids).query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Removes `entries` from `user`'s index, each only if it still holds the value read:
+    /// for cleaning up after a read, which may race with a `set` recording the same sid.
+    pub async fn forget_unchanged(
+        &self,
+        link: &Link,
+        user: &str,
+        entries: &[IndexEntry],
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let key = self.key(user)?;
+        link.run(|mut conn| async move {
+            let mut invocation = self.forget_unchanged.prepare_invoke();
+            invocation.key(&key);
+            for entry in entries {
+                invocation.arg(&entry.sid).arg(&entry.raw);
+            }
+            invocation.invoke_async::<()>(&mut conn).await
         })
         .await
     }
@@ -183,7 +225,7 @@ type ReadFacts = (Option<Vec<u8>>, i64);
 fn parse_entry(sid: String, value: &str) -> IndexEntry {
     let last_write_ms =
         value.split_once(' ').and_then(|(_, written)| written.parse().ok()).unwrap_or(0);
-    IndexEntry { sid, last_write_ms }
+    IndexEntry { sid, last_write_ms, raw: value.to_owned() }
 }
 
 /// A user id must be non-empty, at most 256 bytes, without control characters: it becomes
@@ -204,6 +246,26 @@ pub fn check_user(user: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_redis::start_server;
+
+    #[tokio::test]
+    async fn cleaning_up_spares_an_entry_recorded_again_after_the_read() {
+        let server = start_server();
+        let link = server.link();
+        let index = UserIndex::new("u:".into());
+        index.record(&link, "ann", "gone", None, 1_000).await.unwrap();
+        index.record(&link, "ann", "relogged", None, 1_000).await.unwrap();
+        let read = index.entries(&link, "ann").await.unwrap();
+
+        // A save of `relogged` records it again between the read and the clean-up.
+        index.record(&link, "ann", "relogged", None, 2_000).await.unwrap();
+        index.forget_unchanged(&link, "ann", &read).await.unwrap();
+
+        let left = index.entries(&link, "ann").await.unwrap();
+        let sids: Vec<_> = left.iter().map(|entry| entry.sid.as_str()).collect();
+        assert_eq!(sids, ["relogged"]);
+        assert_eq!(left[0].last_write_ms, 2_000);
+    }
 
     #[test]
     fn entries_parse_their_last_write() {

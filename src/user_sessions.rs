@@ -10,7 +10,7 @@ use crate::limits::check_sid;
 use crate::migration::{self, Legacy};
 use crate::store::SessionStore;
 use crate::ttl;
-use crate::user_index::{self, IndexedSession, UserIndex, STALE_GRACE_MS};
+use crate::user_index::{self, IndexEntry, IndexedSession, UserIndex, STALE_GRACE_MS};
 
 /// One indexed session of a user, as read now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +33,10 @@ struct Found {
 
 impl SessionStore {
     /// The sessions that `user`'s index points to. Entries whose session is gone (destroyed,
-    /// expired, undecryptable) are removed from the index and left out; only an entry
-    /// younger than [`STALE_GRACE_MS`] without a session is returned, with no JSON, because
-    /// its session write may still be on its way.
+    /// expired) are removed from the index, unless recorded again meanwhile, and left out;
+    /// only an entry younger than [`STALE_GRACE_MS`] without a session is returned, with no
+    /// JSON, because its session write may still be on its way. Undecryptable sessions are
+    /// left out and their entries kept (see `sort_out`).
     pub async fn user_sessions(&self, user: &str) -> Result<Vec<UserSession>> {
         let index = self.user_index()?;
         let link = self.backend().link();
@@ -47,7 +48,7 @@ impl SessionStore {
 
         let now = ttl::now_ms().max(0.0) as u64;
         let (sessions, stale) = self.sort_out(found, now);
-        index.forget(link, user, &stale).await?;
+        index.forget_unchanged(link, user, &stale).await?;
         Ok(sessions)
     }
 
@@ -114,24 +115,28 @@ impl SessionStore {
         }
     }
 
-    /// Splits what was read into sessions to return and stale entries to forget.
-    fn sort_out(&self, found: Vec<Found>, now: u64) -> (Vec<UserSession>, Vec<String>) {
+    /// Splits what was read into sessions to return and stale entries to forget. A value
+    /// that opens with no key held here (a key newer than this instance's, during a
+    /// deployment) is neither: its entry stays for the instances that can read it.
+    fn sort_out(&self, found: Vec<Found>, now: u64) -> (Vec<UserSession>, Vec<IndexEntry>) {
         let mut sessions = Vec::new();
         let mut stale = Vec::new();
         for Found { read: IndexedSession { entry, value, ttl_ms }, legacy } in found {
             let key = self.key(&entry.sid);
-            let json = value.and_then(|value| self.session_json(&key, &value, legacy));
+            let json = match value {
+                Some(value) => match self.session_json(&key, &value, legacy) {
+                    Some(json) => Some(json),
+                    None => continue,
+                },
+                None => None,
+            };
             let young = now.saturating_sub(entry.last_write_ms) < STALE_GRACE_MS;
-            match json {
-                Some(_) => {}
-                None if young && ttl_ms == -2 => {}
-                None => {
-                    stale.push(entry.sid);
-                    continue;
-                }
+            if json.is_none() && !(young && ttl_ms == -2) {
+                stale.push(entry);
+                continue;
             }
-            let last_write_ms = entry.last_write_ms;
-            sessions.push(UserSession { sid: entry.sid, json, ttl_ms, last_write_ms });
+            let IndexEntry { sid, last_write_ms, .. } = entry;
+            sessions.push(UserSession { sid, json, ttl_ms, last_write_ms });
         }
         (sessions, stale)
     }

@@ -295,11 +295,16 @@ class RedisStore extends Store {
     namespaces.present.forEach(follow)
     if (namespaces.future !== null) namespaces.future.on('new_namespace', follow)
 
-    return this.onSessionEnd(({ sid }) => {
+    const stopListening = this.onSessionEnd(({ sid }) => {
       for (const namespace of namespaces.all()) {
         namespace.local.in(SOCKET_ROOM + sid).disconnectSockets(true)
       }
     })
+    return () => {
+      stopListening()
+      if (namespaces.future !== null) namespaces.future.off('new_namespace', follow)
+      for (const namespace of namespaces.all()) namespace.off('connection', tie)
+    }
   }
 
   /**

@@ -185,6 +185,16 @@ describe('session ends reach every instance', () => {
     assert.throws(() => a.store.onSessionEnd('nope'), { code: 'ERR_INVALID_ARG' })
     assert.throws(() => a.store.closeSocketsOnSessionEnd({}), /socket\.io Server or Namespace/)
   })
+
+  it('stopping closeSocketsOnSessionEnd leaves no listener on socket.io behind', () => {
+    const counts = () => [a.io.listenerCount('new_namespace'),
+      a.io.of('/').listenerCount('connection')]
+    const before = counts()
+    const stop = a.store.closeSocketsOnSessionEnd(a.io)
+    assert.notDeepEqual(counts(), before)
+    stop()
+    assert.deepEqual(counts(), before)
+  })
 })
 
 describe('session ends after Redis restarts, and on a cluster', () => {

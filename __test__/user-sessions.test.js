@@ -182,6 +182,15 @@ describe('the per-user index on one Redis', () => {
     await assert.rejects(ctx.store.listUserSessions('a\nb'), { code: 'ERR_INVALID_ARG' })
   })
 
+  it('refuses a userIndexPrefix whose keys could pass for session keys', () => {
+    const overlaps = [['s:', 's:users:'], ['sess:', 'se'], ['u', undefined]]
+    for (const [prefix, userIndexPrefix] of overlaps) {
+      const options = { secret: SECRET, userIndex: true, prefix, userIndexPrefix }
+      assert.throws(() => new RedisStore(options),
+        { name: 'TypeError', code: 'ERR_INVALID_OPTION', message: /userIndexPrefix/ })
+    }
+  })
+
   it('a session without a user id, or one the index cannot name, is saved unindexed', async () => {
     await ctx.store.set('anonymous', { cookie: {} })
     await ctx.store.set('weird', { cookie: {}, userId: 'x'.repeat(300) })

@@ -162,8 +162,14 @@ function loggerOption(logger) {
 
 /** `user-sessions:` + the session prefix, so that two stores sharing a Redis stay apart. */
 function userIndexPrefixOption(options, prefix) {
-  if (options.userIndexPrefix === undefined) return USER_INDEX_NAMESPACE + prefix
-  return stringOption(options, 'userIndexPrefix')
+  const value = options.userIndexPrefix === undefined
+    ? USER_INDEX_NAMESPACE + prefix
+    : stringOption(options, 'userIndexPrefix')
+  // Overlapping names would let an index key pass for a session key, or the reverse.
+  if (prefix !== '' && (value.startsWith(prefix) || prefix.startsWith(value))) {
+    throw optionError('userIndexPrefix', 'must not start with `prefix`, nor `prefix` with it')
+  }
+  return value
 }
 
 /** connect-redis's prefix (`sess:` by default), to read its plaintext sessions. */

@@ -11,7 +11,7 @@
 //!
 //! Pub/sub delivers at most once: an event published while a subscription is down is lost.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -325,30 +325,57 @@ async fn deliver(
     }
 }
 
-/// Sessions reported destroyed recently, whose tombstone's expiry is not news.
+/// Destroyed sessions remembered at most, so that memory stays bounded under any rate of
+/// logouts; past it the oldest are forgotten first (their tombstone's expiry would then be
+/// reported as an expiry).
+const MAX_BURIED: usize = 65_536;
+
+/// Sessions reported destroyed recently, whose tombstone's expiry is not news. Kept in
+/// arrival order too, so that forgetting the old ones costs nothing per event.
 struct Buried {
     since: HashMap<String, Instant>,
+    order: VecDeque<(Instant, String)>,
     keep: Duration,
+    cap: usize,
 }
 
 impl Buried {
     fn new(keep: Duration) -> Self {
-        Self { since: HashMap::new(), keep }
+        Self::with_cap(keep, MAX_BURIED)
+    }
+
+    fn with_cap(keep: Duration, cap: usize) -> Self {
+        Self { since: HashMap::new(), order: VecDeque::new(), keep, cap }
     }
 
     /// Records destroyed sessions; true for the expiry of one recorded.
     fn is_second_end(&mut self, end: &SessionEnd) -> bool {
         match end.reason {
             EndReason::Destroyed => {
-                if self.since.len() >= 4096 {
-                    let keep = self.keep;
-                    self.since.retain(|_, at| at.elapsed() < keep);
-                }
-                self.since.insert(end.sid.clone(), Instant::now());
+                let now = Instant::now();
+                self.forget_old(now);
+                self.since.insert(end.sid.clone(), now);
+                self.order.push_back((now, end.sid.clone()));
                 false
             }
             EndReason::Expired => self.since.remove(&end.sid).is_some(),
             EndReason::Evicted => false,
+        }
+    }
+
+    /// Drops what is older than `keep`, and the oldest beyond the cap. An entry of `order`
+    /// whose sid was destroyed again later, or has expired, no longer matches `since`.
+    fn forget_old(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            let fresh = now.duration_since(*at) < self.keep;
+            if fresh && self.order.len() < self.cap {
+                break;
+            }
+            if let Some((at, sid)) = self.order.pop_front() {
+                if self.since.get(&sid) == Some(&at) {
+                    self.since.remove(&sid);
+                }
+            }
         }
     }
 }
@@ -396,6 +423,23 @@ mod tests {
         assert!(classify("__keyevent@0__:expired", b"other:abc", &node).is_none());
         assert!(classify("__keyevent@0__:expired", b"session:", &node).is_none());
         assert!(classify("elsewhere", b"abc", &node).is_none());
+    }
+
+    #[test]
+    fn old_and_excess_destroys_are_forgotten() {
+        let end = |sid: &str, reason| SessionEnd { sid: sid.into(), reason };
+        let mut buried = Buried::with_cap(Duration::from_secs(60), 3);
+        for sid in ["a", "b", "c", "d"] {
+            buried.is_second_end(&end(sid, EndReason::Destroyed));
+        }
+        assert!(!buried.is_second_end(&end("a", EndReason::Expired)), "past the cap");
+        assert!(buried.is_second_end(&end("d", EndReason::Expired)));
+        assert!(buried.since.len() <= 3 && buried.order.len() <= 3);
+
+        let mut brief = Buried::with_cap(Duration::ZERO, 100);
+        brief.is_second_end(&end("a", EndReason::Destroyed));
+        brief.is_second_end(&end("b", EndReason::Destroyed));
+        assert!(!brief.is_second_end(&end("a", EndReason::Expired)), "past keep");
     }
 
     #[test]

@@ -324,7 +324,7 @@ describe('rotate on a Redis Cluster of 3 primaries', () => {
     const resumed = await cli(args, { cwd })
 
     assert.equal(stopped.code, 3, stopped.stderr)
-    assert.match(state.cursor, /^\d+:\d+$/)
+    assert.match(state.cursor, /^\d+:\d+:127\.0\.0\.1:\d+$/, 'index:cursor:address')
     assert.equal(resumed.code, 0, resumed.stderr)
     assert.match(resumed.stderr, /resuming the rotation/)
     const newOnly = new RedisStore({ cluster: cluster.seeds, secret: 's', encryptionKeys: [NEW] })
@@ -338,6 +338,52 @@ describe('rotate on a Redis Cluster of 3 primaries', () => {
     }
   })
 })
+
+describe('rotate on a Redis Cluster whose primary fails over between two runs', () => {
+  it('starts the walk over and re-seals every session', async () => {
+    const cluster = await RedisCluster.start({ primaries: 3, replicasPerPrimary: 1 })
+    const old = new RedisStore({ cluster: cluster.seeds, secret: 's', encryptionKeys: [OLD] })
+    const newOnly = new RedisStore({ cluster: cluster.seeds, secret: 's', encryptionKeys: [NEW] })
+    try {
+      await Promise.all([once(old, 'connect'), once(newOnly, 'connect')])
+      const sids = range(300).map((i) => `moved-${i}`)
+      await Promise.all(sids.map((sid, i) => old.set(sid, session({ i }))))
+      const cwd = tempDir()
+      const seeds = cluster.seeds.flatMap((seed) => ['--cluster', seed])
+      const args = ['rotate', ...seeds, '--key', NEW, '--key', OLD, '--scan-count', '20']
+
+      const stopped = await cli([...args, '--max-pages', '2'], { cwd })
+      assert.equal(stopped.code, 3, stopped.stderr)
+      const { cursor } = JSON.parse(fs.readFileSync(path.join(cwd, STATE_FILE), 'utf8'))
+      const walkedPort = Number(cursor.split(':').pop())
+      await cluster.failover(walkedPort)
+
+      const resumed = await cli(args, { cwd })
+      assert.equal(resumed.code, 0, resumed.stderr)
+      // An idle cluster connection can fail its first calls after a failover (within
+      // commandTimeout); what is checked here is what is stored.
+      const loaded = await retrying(() => Promise.all(sids.map((sid) => newOnly.get(sid))))
+      assert.deepEqual(loaded.map((s) => s?.i), range(300), 'a session kept the old key')
+    } finally {
+      await old.close()
+      await newOnly.close()
+      await cluster.stop()
+    }
+  })
+})
+
+/** `fn()`, called again after a failure for up to 10 s. */
+async function retrying(fn) {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+}
 
 /**
  * Saves `value` under every sid, each after a random number (up to 60) of turns of the event

@@ -15,7 +15,7 @@ const path = require('node:path')
 const DEFAULT_STATE_FILE = '.sealed-redis-session-rotate.json'
 const STATE_VERSION = 1
 const COUNTS = ['scanned', 'rotated', 'alreadyCurrent', 'changedMeanwhile', 'undecryptable']
-const CURSOR = /^\d+(:\d+)?$/
+const CURSOR = /^\d+(:\d+(:[^\s:][^\s]*:\d+)?)?$/
 const BAR_WIDTH = 20
 
 /** Exit codes of `rotate`. */

@@ -244,7 +244,8 @@ impl Backend {
 
     /// One `SCAN` step from `cursor` ("0" to start), optionally only keys of type `kind`;
     /// returns the next cursor ("0" at the end) and the keys found. On a cluster the cursor
-    /// also names the primary being walked (`index:cursor`), one primary after the other.
+    /// also names the primary being walked (`index:cursor:address`), one primary after the
+    /// other; a walk whose primaries changed starts over (see `place_cursor`).
     pub async fn scan_page(
         &self,
         pattern: &str,
@@ -330,7 +331,7 @@ async fn scan_step(
     kind: Option<&str>,
 ) -> redis::RedisResult<(String, Vec<Vec<u8>>)> {
     let primaries = conn.primaries().await?;
-    let (node, node_cursor) = parse_cursor(&cursor);
+    let (node, node_cursor) = place_cursor(&cursor, &primaries);
 
     let mut command = cmd("SCAN");
     command.arg(node_cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
@@ -341,21 +342,36 @@ async fn scan_step(
     let reply = conn.send_to(address, command).await?;
     let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)?;
 
-    let next = match (next, node + 1 < primaries.len()) {
-        (0, true) => format!("{}:0", node + 1),
-        (0, false) => "0".to_owned(),
-        (next, _) if primaries.is_empty() => next.to_string(),
-        (next, _) => format!("{node}:{next}"),
+    let next = match (next, primaries.get(node + 1)) {
+        _ if primaries.is_empty() => next.to_string(),
+        (0, Some(following)) => format!("{}:0:{following}", node + 1),
+        (0, None) => "0".to_owned(),
+        (next, _) => format!("{node}:{next}:{}", address.unwrap_or_default()),
     };
     Ok((next, keys))
 }
 
-/// `index:cursor` on a cluster, a bare cursor on one server.
-fn parse_cursor(cursor: &str) -> (usize, u64) {
-    match cursor.split_once(':') {
-        Some((node, at)) => (node.parse().unwrap_or(0), at.parse().unwrap_or(0)),
-        None => (0, cursor.parse().unwrap_or(0)),
+/// Where a cursor continues: the index of the primary and that primary's own cursor. On a
+/// cluster a cursor is `index:cursor:address`; when the primary at `index` is no longer the
+/// one at `address` (a failover, a node added or removed since), the walk starts over from
+/// the first primary, since a node cursor means nothing on another node and a walk resumed
+/// elsewhere could skip a whole primary. On one server it is a bare cursor.
+fn place_cursor(cursor: &str, primaries: &[String]) -> (usize, u64) {
+    let mut parts = cursor.splitn(3, ':');
+    let (first, second, address) = (parts.next(), parts.next(), parts.next());
+    let Some(second) = second else {
+        return (0, first.and_then(|at| at.parse().ok()).unwrap_or(0));
+    };
+    let node: usize = first.and_then(|node| node.parse().ok()).unwrap_or(usize::MAX);
+    let same_primary = match (primaries.get(node), address) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !same_primary {
+        return (0, 0);
     }
+    (node, second.parse().unwrap_or(0))
 }
 
 async fn describe_batch(conn: Conn, keys: &[Vec<u8>]) -> redis::RedisResult<Vec<KeyFacts>> {
@@ -382,6 +398,22 @@ mod tests {
 
     fn backend(server: &Server) -> Backend {
         Backend::new(server.link(), 100, None, "s:ended".into())
+    }
+
+    #[test]
+    fn cluster_cursors_continue_only_on_the_same_primary() {
+        let primaries = ["10.0.0.1:7000".to_owned(), "10.0.0.2:7000".to_owned()];
+        assert_eq!(place_cursor("0", &primaries), (0, 0));
+        assert_eq!(place_cursor("1:77:10.0.0.2:7000", &primaries), (1, 77));
+        assert_eq!(place_cursor("1:77", &primaries), (1, 77));
+
+        // Failed over (another address at that place), or the place is gone: start over.
+        assert_eq!(place_cursor("1:77:10.0.0.9:7000", &primaries), (0, 0));
+        assert_eq!(place_cursor("5:77:10.0.0.2:7000", &primaries), (0, 0));
+        assert_eq!(place_cursor("x:77", &primaries), (0, 0));
+
+        // One server: a bare cursor.
+        assert_eq!(place_cursor("123", &[]), (0, 123));
     }
 
     #[tokio::test]

@@ -89,13 +89,21 @@ pub struct CountPage {
     pub keys: u32,
 }
 
-/// Accepts a cursor as a walk returns it: digits, or `index:digits` on a cluster. Anything
-/// else is refused rather than read as "start again" (a damaged resume point).
+/// Accepts a cursor as a walk returns it: digits, or on a cluster `index:digits:host:port`
+/// (or `index:digits`, as earlier versions wrote it). Anything else is refused rather than
+/// read as "start again" (a damaged resume point).
 pub fn check_cursor(cursor: &str) -> Result<()> {
     let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    let valid = match cursor.split_once(':') {
-        Some((node, at)) => digits(node) && digits(at),
-        None => digits(cursor),
+    let address = |part: &str| match part.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && !host.contains(char::is_control) && digits(port),
+        None => false,
+    };
+    let mut parts = cursor.splitn(3, ':');
+    let valid = match (parts.next(), parts.next(), parts.next()) {
+        (Some(at), None, None) => digits(at),
+        (Some(node), Some(at), None) => digits(node) && digits(at),
+        (Some(node), Some(at), Some(host)) => digits(node) && digits(at) && address(host),
+        _ => false,
     };
     if !valid {
         return Err(StoreError::argument("cursor", "must be a cursor returned by a page, or 0"));
@@ -242,10 +250,11 @@ mod tests {
 
     #[test]
     fn cursors_are_checked_before_redis_is_called() {
-        for good in ["0", "17", "2:0", "10:123456789"] {
+        for good in ["0", "17", "2:0", "10:123456789", "1:42:127.0.0.1:7001", "0:0:[::1]:7000"] {
             assert!(check_cursor(good).is_ok(), "{good}");
         }
-        for bad in ["", "x", "-1", " 1", "1:", ":1", "1:2:3", "1:x", "0x10"] {
+        for bad in ["", "x", "-1", " 1", "1:", ":1", "1:2:3", "1:x", "0x10", "1:2:host:", "1:2::7"]
+        {
             let err = check_cursor(bad).unwrap_err();
             assert_eq!(err.code(), "ERR_INVALID_ARG", "{bad}");
             assert!(err.to_string().contains("cursor"));

@@ -71,6 +71,12 @@ export interface RedisStoreOptions {
    */
   tombstoneTtl?: number
   /**
+   * Microseconds the native side keeps looking for the next call after each one, instead of
+   * sleeping until woken: lower latency for some CPU of a background thread. 0 to 1000;
+   * 0 never looks. Default 100.
+   */
+  busyPollMicros?: number
+  /**
    * Where log lines go (`console`, pino, ...). Default: none, unless `DEBUG` names
    * `sealed-redis-session`, which logs to stderr.
    */

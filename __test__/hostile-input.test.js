@@ -248,6 +248,7 @@ describe('RedisStore with hostile input', () => {
       connectTimeout: [0, Infinity, '1'],
       reconnectMaxDelay: [0, -1, 1e300],
       scanCount: [0, 1.5, '10'],
+      busyPollMicros: [-1, 1.5, 1001, NaN, '100', null],
       cluster: [{}, [], true, null],
     }
 

@@ -245,6 +245,24 @@ describe('options', () => {
     await store.close()
   })
 
+  it('busyPollMicros 0 and 1000 serve calls one at a time and all at once', async () => {
+    for (const busyPollMicros of [0, 1000]) {
+      const store = await connected({ url: server.url, prefix: `bp${busyPollMicros}:`,
+        busyPollMicros })
+      for (let i = 0; i < 200; i++) {
+        await store.set(`one-${i}`, session({ i }))
+        if (i % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+        assert.equal((await store.get(`one-${i}`)).i, i)
+      }
+      const sids = Array.from({ length: 500 }, (_, i) => `many-${i}`)
+      await Promise.all(sids.map((sid, i) => store.set(sid, session({ i }))))
+      const read = await Promise.all(sids.map((sid) => store.get(sid)))
+      assert.deepEqual(read.map((sess) => sess.i), sids.map((_, i) => i))
+      assert.equal(await store.length(), 700)
+      await store.close()
+    }
+  })
+
   it('disableTouch makes touch a no-op', async () => {
     const store = await connected({ url: server.url, disableTouch: true, ttl: 100 })
     const raw = await server.client()

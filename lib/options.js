@@ -22,6 +22,7 @@ const DEFAULTS = Object.freeze({
   maxSessionBytes: 1024 * 1024,
   tombstoneTtl: 300,
   userIndex: false,
+  busyPollMicros: 100,
 })
 
 /** Where the per-user index keys go by default: beside the sessions, out of their prefix. */
@@ -62,6 +63,7 @@ function normalizeOptions(options) {
     waitTimeout: optionalCount(options, 'waitTimeout'),
     userIndexPrefix: js.userIndex ? userIndexPrefixOption(options, js.prefix) : undefined,
     legacyPrefix: legacyPrefixOption(options.legacyPrefix),
+    busyPollMicros: busyPollOption(options.busyPollMicros),
   }
   return { js, native }
 }
@@ -194,6 +196,15 @@ function booleanOption(options, name) {
   const value = options[name] === undefined ? DEFAULTS[name] : options[name]
   if (typeof value !== 'boolean') throw optionError(name, 'must be true or false')
   return value
+}
+
+/** Microseconds the native dispatcher keeps looking for requests after each event; 0: never. */
+function busyPollOption(value) {
+  const micros = value === undefined ? DEFAULTS.busyPollMicros : value
+  if (!Number.isSafeInteger(micros) || micros < 0 || micros > 1000) {
+    throw optionError('busyPollMicros', 'must be a whole number of microseconds from 0 to 1000')
+  }
+  return micros
 }
 
 function optionalCount(options, name) {

@@ -5,6 +5,7 @@
 //! function runs only when the queue goes from empty to non-empty, and
 //! [`BatchQueue::drain`] takes everything that arrived until the woken side got to it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// What a queue gathers its items into: a list, or an encoded form built as items arrive
@@ -35,13 +36,19 @@ impl<T> Batch for Vec<T> {
 /// A queue with a wake-up on its first item.
 pub struct BatchQueue<B> {
     items: Mutex<B>,
+    /// Whether items wait, readable without the lock (see [`BatchQueue::is_filled`]).
+    filled: AtomicBool,
     wake: Box<dyn Fn() + Send + Sync>,
 }
 
 impl<B: Batch> BatchQueue<B> {
     /// A queue that calls `wake` whenever it stops being empty.
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
-        Self { items: Mutex::new(B::default()), wake: Box::new(wake) }
+        Self {
+            items: Mutex::new(B::default()),
+            filled: AtomicBool::new(false),
+            wake: Box::new(wake),
+        }
     }
 
     /// Adds an item, waking the consumer if it is the first one since the last drain.
@@ -60,6 +67,7 @@ impl<B: Batch> BatchQueue<B> {
             let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let was_empty = items.is_empty();
             batch.for_each(|item| items.add(item));
+            self.filled.store(true, Ordering::SeqCst);
             was_empty
         };
         if first {
@@ -70,14 +78,20 @@ impl<B: Batch> BatchQueue<B> {
     /// Takes everything queued, in the order it was pushed.
     pub fn drain(&self) -> B {
         let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.filled.store(false, Ordering::SeqCst);
         std::mem::take(&mut *items)
+    }
+
+    /// Whether items wait, without taking the lock: for a consumer that looks often.
+    pub fn is_filled(&self) -> bool {
+        self.filled.load(Ordering::SeqCst)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 
     #[test]

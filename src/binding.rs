@@ -74,6 +74,8 @@ pub struct NativeOptions {
     pub user_index_prefix: Option<String>,
     /// Prefix of connect-redis's plaintext sessions, when they are to be migrated.
     pub legacy_prefix: Option<String>,
+    /// How long the dispatcher busy-polls for requests after each event, in µs.
+    pub busy_poll_micros: Option<f64>,
 }
 
 /// Where Sentinel runs, and the name of the primary it watches.
@@ -224,12 +226,13 @@ impl NativeStore {
         options: NativeOptions,
         on_batch: Function<'_, BatchArgs, ()>,
     ) -> napi::Result<Self> {
+        let busy_poll = config::busy_poll(options.busy_poll_micros).map_err(to_napi)?;
         let settings = config::validate(store_options(options)).map_err(to_napi)?;
 
         // Outcomes wake JS through the callback, and the callback drains the outcomes: it
         // holds the dispatcher weakly so that the two do not keep each other alive.
         let batch_fn = Arc::new(Mutex::new(None));
-        let dispatcher = Arc::new(Dispatcher::new(wake(batch_fn.clone())));
+        let dispatcher = Arc::new(Dispatcher::new(wake(batch_fn.clone()), busy_poll));
         let drained = Arc::downgrade(&dispatcher);
         let built: BatchFn = on_batch
             .build_threadsafe_function::<()>()

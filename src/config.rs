@@ -28,6 +28,13 @@ pub const DEFAULT_TOMBSTONE_MS: u64 = 300_000;
 /// leave most of the default command timeout.
 pub const DEFAULT_WAIT_MS: u64 = 500;
 
+/// The default `busyPollMicros`: covers the time Node's thread takes to turn one outcome
+/// into the next request, so that a lone caller's requests start without a thread wake-up.
+pub const DEFAULT_BUSY_POLL_MICROS: u64 = 100;
+
+/// The largest `busyPollMicros`: past a millisecond, looking costs more than a wake-up.
+pub const MAX_BUSY_POLL_MICROS: u64 = 1000;
+
 /// An encryption key as given: raw bytes, or base64 text.
 pub enum KeyInput {
     /// 32 raw bytes (a Node `Buffer`).
@@ -271,6 +278,23 @@ fn timing(options: &StoreOptions) -> Result<LinkTiming> {
     Ok(timing)
 }
 
+/// How long the dispatcher busy-polls for requests after each event (`busyPollMicros`):
+/// a whole number of microseconds up to [`MAX_BUSY_POLL_MICROS`], zero to never poll.
+pub fn busy_poll(micros: Option<f64>) -> Result<Duration> {
+    let refusal = || {
+        StoreError::option(
+            "busyPollMicros",
+            "must be a whole number from 0 to 1000 (microseconds)",
+        )
+    };
+    let micros = match micros {
+        None => DEFAULT_BUSY_POLL_MICROS,
+        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= MAX_BUSY_POLL_MICROS as f64 => v as u64,
+        Some(_) => return Err(refusal()),
+    };
+    Ok(Duration::from_micros(micros))
+}
+
 /// A prefix that is absent, or not empty (an empty one would mix with every other key).
 fn non_empty(option: &'static str, value: Option<String>) -> Result<Option<String>> {
     match value {
@@ -291,31 +315,37 @@ fn positive(option: &'static str, value: Option<f64>) -> Result<Option<u64>> {
     }
 }
 
+/// Options with every default, for tests that need a store on `url`.
+#[cfg(test)]
+pub(crate) fn options_for(url: &str) -> StoreOptions {
+    StoreOptions {
+        url: url.into(),
+        prefix: "session:".into(),
+        secrets: vec!["s3cret".into()],
+        cluster: None,
+        tls: None,
+        sentinel: None,
+        encryption_keys: None,
+        cookie_name: "connect.sid".into(),
+        max_session_bytes: None,
+        scan_count: None,
+        tombstone_ttl_secs: None,
+        wait_replicas: None,
+        wait_timeout_ms: None,
+        command_timeout_ms: None,
+        connect_timeout_ms: None,
+        reconnect_max_delay_ms: None,
+        user_index_prefix: None,
+        legacy_prefix: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn options() -> StoreOptions {
-        StoreOptions {
-            url: "redis://127.0.0.1:6379".into(),
-            prefix: "session:".into(),
-            secrets: vec!["s3cret".into()],
-            cluster: None,
-            tls: None,
-            sentinel: None,
-            encryption_keys: None,
-            cookie_name: "connect.sid".into(),
-            max_session_bytes: None,
-            scan_count: None,
-            tombstone_ttl_secs: None,
-            wait_replicas: None,
-            wait_timeout_ms: None,
-            command_timeout_ms: None,
-            connect_timeout_ms: None,
-            reconnect_max_delay_ms: None,
-            user_index_prefix: None,
-            legacy_prefix: None,
-        }
+        options_for("redis://127.0.0.1:6379")
     }
 
     fn refusal(options: StoreOptions) -> String {
@@ -352,5 +382,16 @@ mod tests {
     fn base64_keys_are_accepted() {
         let key = KeyInput::Base64(Zeroizing::new(STANDARD.encode([7u8; 32])));
         assert!(validate(StoreOptions { encryption_keys: Some(vec![key]), ..options() }).is_ok());
+    }
+
+    #[test]
+    fn busy_poll_is_bounded() {
+        assert_eq!(busy_poll(None).unwrap(), Duration::from_micros(DEFAULT_BUSY_POLL_MICROS));
+        assert_eq!(busy_poll(Some(0.0)).unwrap(), Duration::ZERO);
+        assert_eq!(busy_poll(Some(1000.0)).unwrap(), Duration::from_micros(1000));
+        for bad in [-1.0, 1.5, 1001.0, f64::NAN] {
+            let message = busy_poll(Some(bad)).unwrap_err().to_string();
+            assert!(message.contains("`busyPollMicros`"), "{message}");
+        }
     }
 }

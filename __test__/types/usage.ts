@@ -11,6 +11,7 @@ const store = new RedisStore({
   ttl: (sess) => (sess.userId ? 86400 : 600),
   encryptionKeys: [Buffer.alloc(32), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
   commandTimeout: 2000,
+  busyPollMicros: 50,
   logger: console,
 })
 

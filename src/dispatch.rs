@@ -6,10 +6,10 @@
 //! the consumer (Node's event loop) once per batch. Neither side pays a thread wake-up per
 //! operation.
 //!
-//! After each event the dispatcher busy-polls the request queue for a short while (the
-//! `busyPollMicros` option) instead of sleeping: a request that comes during that window
-//! starts without a wake-up at all, which is most of a round trip at low concurrency, for
-//! some CPU of a Tokio thread spent looking.
+//! After each event the dispatcher may busy-poll the request queue for a short while (the
+//! `busyPollMicros` option, see [`crate::busy_poll`]) instead of sleeping: a request that
+//! comes during that window starts without a wake-up at all, which is most of a round trip
+//! at low concurrency, for some CPU of a Tokio thread spent looking.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::batch_queue::BatchQueue;
 use crate::batch_wire::EncodedOutcomes;
+use crate::busy_poll::{BusyPoll, Event};
 use crate::connection::LinkEvent;
 use crate::error::{Result, StoreError};
 use crate::store::{Lifetime, SessionStore};
@@ -180,11 +181,11 @@ impl Dispatcher {
             let mut running = FuturesUnordered::new();
             let mut check = tokio::time::interval(QUEUE_CHECK);
             check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut poll_until = Instant::now();
+            let mut poll = BusyPoll::new(busy_poll, Instant::now());
             loop {
                 // Lowered before the look at the queue below (see `flush`).
-                let poll = !busy_poll.is_zero() && Instant::now() < poll_until;
-                polling.store(poll, Ordering::SeqCst);
+                let open = poll.is_open(Instant::now());
+                polling.store(open, Ordering::SeqCst);
                 let queued = requests.is_filled();
 
                 let mut event = true;
@@ -198,14 +199,16 @@ impl Dispatcher {
                     }
                     _ = ready.notified() => {}
                     _ = check.tick(), if !running.is_empty() => {}
-                    () = tokio::task::yield_now(), if poll => event = requests.is_filled(),
-                }
-                if event {
-                    poll_until = Instant::now() + busy_poll;
+                    () = tokio::task::yield_now(), if open => event = false,
                 }
 
                 // Every event takes what was queued (see `flush`).
-                if requests.is_filled() {
+                let found = requests.is_filled();
+                if event || found {
+                    let kind = if found { Event::Request } else { Event::Other };
+                    poll.record(kind, Instant::now());
+                }
+                if found {
                     let queued = requests.drain();
                     started.fetch_add(queued.len(), Ordering::SeqCst);
                     for request in queued {

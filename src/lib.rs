@@ -11,6 +11,7 @@ pub mod batch_queue;
 pub mod batch_wire;
 #[cfg(feature = "node")]
 pub mod binding;
+pub mod busy_poll;
 pub mod config;
 pub mod connection;
 pub mod cookie_header;

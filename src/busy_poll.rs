@@ -1,0 +1,160 @@
+//! When the dispatcher busy-polls for requests instead of sleeping until woken.
+//!
+//! After each event the dispatcher may look at the request queue for a short window: a request
+//! that comes meanwhile starts without a thread wake-up. That pays off when the caller answers
+//! an outcome with its next request quickly (a lone caller waiting on each call), and only
+//! burns a core when requests come further apart (a busy application doing other work between
+//! calls, where the CPU is better left to it). So a window that runs out empty backs off: the
+//! next 1, then 3, 7, ... up to [`MAX_SKIP`] events open no window. A request that comes
+//! within the window, or would have come within it while no window was open, ends the
+//! back-off.
+
+use std::time::{Duration, Instant};
+
+/// The most events in a row that open no window after windows ran out empty.
+pub const MAX_SKIP: u32 = 63;
+
+/// What the dispatcher saw that ended its wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Requests were queued.
+    Request,
+    /// Anything else: an outcome, a timer, a wake-up with nothing queued.
+    Other,
+}
+
+/// The busy-poll state of one dispatcher.
+#[derive(Debug)]
+pub struct BusyPoll {
+    window: Duration,
+    /// End of the open window, if one is open.
+    until: Option<Instant>,
+    /// Events to let pass without a window, after the last empty window.
+    skip: u32,
+    /// Events let pass since then.
+    skipped: u32,
+    last_event: Instant,
+}
+
+impl BusyPoll {
+    /// A state that opens windows of `window` (never, when zero).
+    pub fn new(window: Duration, now: Instant) -> Self {
+        Self { window, until: None, skip: 0, skipped: 0, last_event: now }
+    }
+
+    /// Whether a window is open at `now`. A window that ran out empty is closed here, and
+    /// counted as a miss.
+    pub fn is_open(&mut self, now: Instant) -> bool {
+        match self.until {
+            Some(until) if now < until => true,
+            Some(_) => {
+                self.until = None;
+                self.skip = (self.skip * 2 + 1).min(MAX_SKIP);
+                self.skipped = 0;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records an event at `now`, and opens a window after it unless backing off.
+    pub fn record(&mut self, event: Event, now: Instant) {
+        let soon = now.saturating_duration_since(self.last_event) <= self.window;
+        if event == Event::Request && soon {
+            self.skip = 0;
+        }
+        self.last_event = now;
+
+        if self.window.is_zero() {
+            return;
+        }
+        if self.skipped >= self.skip {
+            self.until = Some(now + self.window);
+        } else {
+            self.until = None;
+            self.skipped += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_micros(100);
+
+    fn micros(start: Instant, us: u64) -> Instant {
+        start + Duration::from_micros(us)
+    }
+
+    #[test]
+    fn a_zero_window_never_opens() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(Duration::ZERO, start);
+        poll.record(Event::Request, start);
+        assert!(!poll.is_open(start));
+    }
+
+    #[test]
+    fn each_event_opens_a_window_while_requests_come_within_it() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(WINDOW, start);
+        for step in 1..100 {
+            let now = micros(start, step * 40);
+            poll.record(Event::Request, now);
+            assert!(poll.is_open(micros(now, 99)), "step {step}");
+        }
+    }
+
+    #[test]
+    fn empty_windows_back_off_up_to_the_cap() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(WINDOW, start);
+        let mut now = start;
+        let mut opened = Vec::new();
+        for _ in 0..200 {
+            now = micros(now, 500);
+            poll.record(Event::Other, now);
+            opened.push(poll.is_open(now));
+            assert!(!poll.is_open(micros(now, 100)), "a window closes after its length");
+        }
+        let gaps: Vec<usize> = opened
+            .iter()
+            .enumerate()
+            .filter(|(_, open)| **open)
+            .map(|(at, _)| at)
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|pair| pair[1] - pair[0] - 1)
+            .collect();
+        assert_eq!(&gaps[..6], &[1, 3, 7, 15, 31, 63]);
+        assert!(gaps[6..].iter().all(|&gap| gap == MAX_SKIP as usize), "{gaps:?}");
+    }
+
+    #[test]
+    fn a_request_within_the_window_ends_the_back_off() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(WINDOW, start);
+        let mut now = start;
+        for _ in 0..20 {
+            now = micros(now, 500);
+            poll.record(Event::Other, now);
+            poll.is_open(micros(now, 200));
+        }
+        assert!(!poll.is_open(now), "backing off");
+
+        poll.record(Event::Request, micros(now, 50));
+        assert!(poll.is_open(micros(now, 60)), "a window is open again");
+    }
+
+    #[test]
+    fn a_late_request_does_not_end_the_back_off() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(WINDOW, start);
+        poll.record(Event::Other, start);
+        assert!(!poll.is_open(micros(start, 150)), "the first window ran out");
+
+        poll.record(Event::Request, micros(start, 400));
+        assert!(!poll.is_open(micros(start, 410)), "one event is skipped");
+    }
+}

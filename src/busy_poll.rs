@@ -9,6 +9,7 @@
 //! within the window, or would have come within it while no window was open, ends the
 //! back-off.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most events in a row that open no window after windows ran out empty.
@@ -21,6 +22,51 @@ pub enum Event {
     Request,
     /// Anything else: an outcome, a timer, a wake-up with nothing queued.
     Other,
+}
+
+/// How long the consumer took to take the last outcomes it was handed: when it is slower
+/// than a window, it is busy with other work, will not answer within the window either, and
+/// is better left the CPU that polling would take.
+#[derive(Debug)]
+pub struct ConsumerLag {
+    epoch: Instant,
+    /// When the outcome queue last stopped being empty, in ns since `epoch`.
+    handed: AtomicU64,
+    /// How long the consumer took to take them, in ns.
+    lag: AtomicU64,
+}
+
+impl ConsumerLag {
+    /// A consumer not seen lagging yet.
+    pub fn new() -> Self {
+        Self { epoch: Instant::now(), handed: AtomicU64::new(0), lag: AtomicU64::new(0) }
+    }
+
+    /// The consumer was woken for new outcomes.
+    pub fn handed(&self) {
+        self.handed.store(self.nanos(), Ordering::Relaxed);
+    }
+
+    /// The consumer took the outcomes it was woken for.
+    pub fn taken(&self) {
+        let lag = self.nanos().saturating_sub(self.handed.load(Ordering::Relaxed));
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+
+    /// Whether the consumer took its last outcomes later than `window` after the wake-up.
+    pub fn is_behind(&self, window: Duration) -> bool {
+        self.lag.load(Ordering::Relaxed) > window.as_nanos() as u64
+    }
+
+    fn nanos(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+impl Default for ConsumerLag {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The busy-poll state of one dispatcher.
@@ -57,15 +103,17 @@ impl BusyPoll {
         }
     }
 
-    /// Records an event at `now`, and opens a window after it unless backing off.
-    pub fn record(&mut self, event: Event, now: Instant) {
+    /// Records an event at `now`, and opens a window after it unless backing off or the
+    /// consumer is `behind` (see [`ConsumerLag`]).
+    pub fn record(&mut self, event: Event, now: Instant, behind: bool) {
         let soon = now.saturating_duration_since(self.last_event) <= self.window;
         if event == Event::Request && soon {
             self.skip = 0;
         }
         self.last_event = now;
 
-        if self.window.is_zero() {
+        if self.window.is_zero() || behind {
+            self.until = None;
             return;
         }
         if self.skipped >= self.skip {
@@ -91,7 +139,7 @@ mod tests {
     fn a_zero_window_never_opens() {
         let start = Instant::now();
         let mut poll = BusyPoll::new(Duration::ZERO, start);
-        poll.record(Event::Request, start);
+        poll.record(Event::Request, start, false);
         assert!(!poll.is_open(start));
     }
 
@@ -101,7 +149,7 @@ mod tests {
         let mut poll = BusyPoll::new(WINDOW, start);
         for step in 1..100 {
             let now = micros(start, step * 40);
-            poll.record(Event::Request, now);
+            poll.record(Event::Request, now, false);
             assert!(poll.is_open(micros(now, 99)), "step {step}");
         }
     }
@@ -114,7 +162,7 @@ mod tests {
         let mut opened = Vec::new();
         for _ in 0..200 {
             now = micros(now, 500);
-            poll.record(Event::Other, now);
+            poll.record(Event::Other, now, false);
             opened.push(poll.is_open(now));
             assert!(!poll.is_open(micros(now, 100)), "a window closes after its length");
         }
@@ -138,12 +186,12 @@ mod tests {
         let mut now = start;
         for _ in 0..20 {
             now = micros(now, 500);
-            poll.record(Event::Other, now);
+            poll.record(Event::Other, now, false);
             poll.is_open(micros(now, 200));
         }
         assert!(!poll.is_open(now), "backing off");
 
-        poll.record(Event::Request, micros(now, 50));
+        poll.record(Event::Request, micros(now, 50), false);
         assert!(poll.is_open(micros(now, 60)), "a window is open again");
     }
 
@@ -151,10 +199,34 @@ mod tests {
     fn a_late_request_does_not_end_the_back_off() {
         let start = Instant::now();
         let mut poll = BusyPoll::new(WINDOW, start);
-        poll.record(Event::Other, start);
+        poll.record(Event::Other, start, false);
         assert!(!poll.is_open(micros(start, 150)), "the first window ran out");
 
-        poll.record(Event::Request, micros(start, 400));
+        poll.record(Event::Request, micros(start, 400), false);
         assert!(!poll.is_open(micros(start, 410)), "one event is skipped");
+    }
+
+    #[test]
+    fn no_window_opens_while_the_consumer_is_behind() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(WINDOW, start);
+        poll.record(Event::Request, start, true);
+        assert!(!poll.is_open(start));
+        poll.record(Event::Request, micros(start, 10), false);
+        assert!(poll.is_open(micros(start, 20)), "no back-off came of it");
+    }
+
+    #[test]
+    fn the_lag_is_the_time_from_hand_over_to_take() {
+        let lag = ConsumerLag::new();
+        assert!(!lag.is_behind(Duration::ZERO));
+        lag.handed();
+        std::thread::sleep(Duration::from_millis(2));
+        lag.taken();
+        assert!(lag.is_behind(Duration::from_millis(1)));
+        assert!(!lag.is_behind(Duration::from_secs(1)));
+        lag.handed();
+        lag.taken();
+        assert!(!lag.is_behind(Duration::from_millis(1)));
     }
 }

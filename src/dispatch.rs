@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::batch_queue::BatchQueue;
 use crate::batch_wire::EncodedOutcomes;
-use crate::busy_poll::{BusyPoll, Event};
+use crate::busy_poll::{BusyPoll, ConsumerLag, Event};
 use crate::connection::LinkEvent;
 use crate::error::{Result, StoreError};
 use crate::store::{Lifetime, SessionStore};
@@ -105,6 +105,8 @@ pub struct Dispatcher {
     polling: Arc<AtomicBool>,
     /// How long the dispatcher busy-polls after an event; zero never.
     busy_poll: Duration,
+    /// How quickly the consumer takes its outcomes (polling waits while it is slow).
+    lag: Arc<ConsumerLag>,
     closing: AtomicBool,
 }
 
@@ -112,14 +114,20 @@ impl Dispatcher {
     /// A dispatcher whose outcomes wake the consumer through `wake`, and that busy-polls for
     /// requests during `busy_poll` after each event.
     pub fn new(wake: impl Fn() + Send + Sync + 'static, busy_poll: Duration) -> Self {
+        let lag = Arc::new(ConsumerLag::new());
+        let handed = lag.clone();
         Self {
             requests: Arc::new(BatchQueue::new(|| {})),
             ready: Arc::new(Notify::new()),
-            outcomes: Arc::new(BatchQueue::new(wake)),
+            outcomes: Arc::new(BatchQueue::new(move || {
+                handed.handed();
+                wake()
+            })),
             in_flight: Arc::new(AtomicUsize::new(0)),
             started: Arc::new(AtomicUsize::new(0)),
             polling: Arc::new(AtomicBool::new(false)),
             busy_poll,
+            lag,
             closing: AtomicBool::new(false),
         }
     }
@@ -168,7 +176,11 @@ impl Dispatcher {
 
     /// Takes the outcomes that are ready, already encoded for JS.
     pub fn drain_outcomes(&self) -> EncodedOutcomes {
-        self.outcomes.drain()
+        let outcomes = self.outcomes.drain();
+        if !outcomes.numbers.is_empty() {
+            self.lag.taken();
+        }
+        outcomes
     }
 
     /// The dispatcher task: runs until the store is closed and nothing is in flight.
@@ -176,7 +188,7 @@ impl Dispatcher {
         let (requests, outcomes) = (self.requests.clone(), self.outcomes.clone());
         let (ready, in_flight) = (self.ready.clone(), self.in_flight.clone());
         let (started, polling) = (self.started.clone(), self.polling.clone());
-        let busy_poll = self.busy_poll;
+        let (busy_poll, lag) = (self.busy_poll, self.lag.clone());
         async move {
             let mut running = FuturesUnordered::new();
             let mut check = tokio::time::interval(QUEUE_CHECK);
@@ -206,7 +218,7 @@ impl Dispatcher {
                 let found = requests.is_filled();
                 if event || found {
                     let kind = if found { Event::Request } else { Event::Other };
-                    poll.record(kind, Instant::now());
+                    poll.record(kind, Instant::now(), lag.is_behind(busy_poll));
                 }
                 if found {
                     let queued = requests.drain();

@@ -7,13 +7,18 @@
 //! calls, where the CPU is better left to it). So a window that runs out empty backs off: the
 //! next 1, then 3, 7, ... up to [`MAX_SKIP`] events open no window. A request that comes
 //! within the window, or would have come within it while no window was open, ends the
-//! back-off.
+//! back-off. A window during which the thread was kept off its core (every core busy: a
+//! loaded machine, where polling only takes CPU from the work it waits for) counts as empty.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most events in a row that open no window after windows ran out empty.
 pub const MAX_SKIP: u32 = 63;
+
+/// A pause between two looks longer than this means the polling thread was kept off its core:
+/// the cores are all taken, and polling competes with the work that would answer it.
+pub const PREEMPTED: Duration = Duration::from_micros(50);
 
 /// What the dispatcher saw that ended its wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,19 +85,23 @@ pub struct BusyPoll {
     /// Events let pass since then.
     skipped: u32,
     last_event: Instant,
+    /// The last time an open window was looked at.
+    last_look: Instant,
 }
 
 impl BusyPoll {
     /// A state that opens windows of `window` (never, when zero).
     pub fn new(window: Duration, now: Instant) -> Self {
-        Self { window, until: None, skip: 0, skipped: 0, last_event: now }
+        Self { window, until: None, skip: 0, skipped: 0, last_event: now, last_look: now }
     }
 
-    /// Whether a window is open at `now`. A window that ran out empty is closed here, and
-    /// counted as a miss.
+    /// Whether a window is open at `now`. A window that ran out empty, or during which the
+    /// thread was kept off its core, is closed here, and counted as a miss.
     pub fn is_open(&mut self, now: Instant) -> bool {
+        let preempted = now.saturating_duration_since(self.last_look) > PREEMPTED;
+        self.last_look = now;
         match self.until {
-            Some(until) if now < until => true,
+            Some(until) if now < until && !preempted => true,
             Some(_) => {
                 self.until = None;
                 self.skip = (self.skip * 2 + 1).min(MAX_SKIP);
@@ -118,6 +127,7 @@ impl BusyPoll {
         }
         if self.skipped >= self.skip {
             self.until = Some(now + self.window);
+            self.last_look = now;
         } else {
             self.until = None;
             self.skipped += 1;
@@ -148,9 +158,11 @@ mod tests {
         let start = Instant::now();
         let mut poll = BusyPoll::new(WINDOW, start);
         for step in 1..100 {
-            let now = micros(start, step * 40);
+            let now = micros(start, step * 95);
             poll.record(Event::Request, now, false);
-            assert!(poll.is_open(micros(now, 99)), "step {step}");
+            for look in [30, 60, 90] {
+                assert!(poll.is_open(micros(now, look)), "step {step}, {look} µs in");
+            }
         }
     }
 
@@ -228,5 +240,19 @@ mod tests {
         lag.handed();
         lag.taken();
         assert!(!lag.is_behind(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_window_with_a_long_pause_between_looks_counts_as_empty() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(Duration::from_micros(500), start);
+        poll.record(Event::Request, start, false);
+        for us in (10..=100).step_by(10) {
+            assert!(poll.is_open(micros(start, us)), "looked at {us} µs");
+        }
+        assert!(!poll.is_open(micros(start, 200)), "kept off the core for 100 µs");
+
+        poll.record(Event::Other, micros(start, 1000), false);
+        assert!(!poll.is_open(micros(start, 1010)), "the next event is skipped");
     }
 }

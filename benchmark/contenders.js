@@ -19,9 +19,10 @@ function versionOf(name) {
   return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version
 }
 
-async function createOurs(url, secret) {
+/** Ours with its defaults, or with `options` on top of them. */
+async function createOurs(url, secret, options = {}) {
   const { RedisStore } = require('..')
-  const store = new RedisStore({ url, secret })
+  const store = new RedisStore({ url, secret, ...options })
   await store.get('warm-up-sid-that-does-not-exist')
   return { store, close: () => store.close() }
 }
@@ -74,7 +75,10 @@ function aesGcmSerializer(secret) {
   }
 }
 
-/** `role`: `ours`, `peer` (plaintext connect-redis: the baseline), `encrypted` (fair peer). */
+/**
+ * `role`: `ours`, `variant` (ours with a non-default option, to show what it trades), `peer`
+ * (plaintext connect-redis: the baseline), `encrypted` (the fair peer).
+ */
 function contenders() {
   const cr = versionOf('connect-redis')
   const cr8 = versionOf('connect-redis-8')
@@ -82,7 +86,10 @@ function contenders() {
   const ioredis = versionOf('ioredis')
   return [
     { name: 'ours', role: 'ours', label: `sealed-redis-session ${versionOf(null)}`,
-      create: createOurs },
+      create: (url, secret) => createOurs(url, secret) },
+    { name: 'ours-no-poll', role: 'variant',
+      label: `sealed-redis-session ${versionOf(null)}, busyPollMicros: 0`,
+      create: (url, secret) => createOurs(url, secret, { busyPollMicros: 0 }) },
     { name: 'cr-redis', role: 'peer', label: `connect-redis ${cr} + redis ${redis}`,
       create: (url, secret) => createConnectRedis(url, secret) },
     { name: 'cr8-ioredis', role: 'peer', label: `connect-redis ${cr8} + ioredis ${ioredis}`,

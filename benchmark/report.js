@@ -267,7 +267,8 @@ function report(results, contenders, config, machine) {
     ceiling: results.ceiling ? summarizeCeiling(results, config) : null,
     http: config.skipHttp ? null : summarizeHttp(results, contenders),
   }
-  const roles = { ours: 'ours', peer: 'plaintext peer', encrypted: 'encrypted peer' }
+  const roles = { ours: 'ours', variant: 'ours, an option changed', peer: 'plaintext peer',
+    encrypted: 'encrypted peer' }
   const legend = contenders.map((x) => `- ${x.label} (\`${x.name}\`): ${roles[x.role]}`)
   const note = 'Medians over rounds. In parentheses: ratio to the best plaintext peer ' +
     '(best connect-redis variant without encryption) in that column. redis-benchmark uses ' +

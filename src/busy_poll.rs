@@ -7,8 +7,10 @@
 //! calls, where the CPU is better left to it). So a window that runs out empty backs off: the
 //! next 1, then 3, 7, ... up to [`MAX_SKIP`] events open no window. A request that comes
 //! within the window, or would have come within it while no window was open, ends the
-//! back-off. A window during which the thread was kept off its core (every core busy: a
-//! loaded machine, where polling only takes CPU from the work it waits for) counts as empty.
+//! back-off. A window during which the thread was kept off its core for a while (every core
+//! busy: a loaded machine, where polling only takes CPU from the work it waits for) counts as
+//! empty. And no window opens while the consumer is slow to take its outcomes (see
+//! [`ConsumerLag`]): it is busy elsewhere and will not answer within a window.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

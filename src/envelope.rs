@@ -6,7 +6,7 @@
 //! offset  size  field
 //! 0       1     format version, 0x01
 //! 1       4     key id: fingerprint of the AES key that sealed it (see `keys`)
-//! 5       12    nonce: fresh from the OS random generator for every write
+//! 5       12    nonce: fresh from the OS random generator for every write (see `nonce`)
 //! 17      n+16  AES-256-GCM ciphertext of the n-byte session JSON, then the 16-byte tag
 //! ```
 //!
@@ -14,17 +14,18 @@
 //! under another key (another sid, another prefix) fails authentication and reads as no
 //! session, and the header cannot be edited either.
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{AeadCore, Nonce};
+use aes_gcm::aead::{Aead, AeadInPlace, Payload};
+use aes_gcm::Nonce;
 
 use crate::error::{Result, StoreError};
 use crate::keys::{KeyRing, KEY_ID_LEN};
+use crate::nonce;
 
 /// The format version this code writes and reads.
 pub const VERSION: u8 = 1;
 
 /// Length of the GCM nonce.
-pub const NONCE_LEN: usize = 12;
+pub const NONCE_LEN: usize = nonce::NONCE_LEN;
 
 /// Length of the GCM tag.
 pub const TAG_LEN: usize = 16;
@@ -35,24 +36,24 @@ pub const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 /// Total bytes added to the plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
-/// Seals `plaintext` for the Redis key `key_name` with the ring's sealing key.
+/// Seals `plaintext` for the Redis key `key_name` with the ring's sealing key. The value is
+/// encrypted where it lies in the one buffer returned.
 pub fn seal(ring: &KeyRing, key_name: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let key = ring.sealing_key();
-    let mut nonce = Nonce::<<aes_gcm::Aes256Gcm as AeadCore>::NonceSize>::default();
-    getrandom::getrandom(&mut nonce)
-        .map_err(|_| StoreError::Internal("the OS random generator failed".into()))?;
+    let nonce = nonce::fresh()?;
 
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.push(VERSION);
     out.extend_from_slice(&key.id());
     out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
 
     let aad = associated_data(&out[..1 + KEY_ID_LEN], key_name);
-    let sealed = key
+    let tag = key
         .cipher()
-        .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[HEADER_LEN..])
         .map_err(|_| StoreError::Internal("encryption failed".into()))?;
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&tag);
     Ok(out)
 }
 

@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod keys;
 pub mod limits;
 pub mod migration;
+pub mod nonce;
 pub mod rotation;
 pub mod session_events;
 pub mod signature;

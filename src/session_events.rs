@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::connection::LinkTiming;
-use crate::target::{Conn, Target};
+use crate::target::{split_address, Conn, Target};
 
 /// How often a cluster's primaries (and a Sentinel's primary) are looked up again.
 const TOPOLOGY_INTERVAL: Duration = Duration::from_secs(2);
@@ -382,14 +382,13 @@ impl Buried {
 
 /// A copy of `seed`'s connection settings (credentials, TLS) aimed at `address`.
 pub fn aimed_at(seed: &Client, address: &str) -> Option<Client> {
-    let (host, port) = address.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
+    let (host, port) = split_address(address)?;
     let info = seed.get_connection_info().clone();
     let addr = match info.addr().clone() {
         ConnectionAddr::TcpTls { insecure, tls_params, .. } => {
-            ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure, tls_params }
+            ConnectionAddr::TcpTls { host, port, insecure, tls_params }
         }
-        _ => ConnectionAddr::Tcp(host.to_owned(), port),
+        _ => ConnectionAddr::Tcp(host, port),
     };
     Client::open(info.set_addr(addr)).ok()
 }
@@ -397,6 +396,18 @@ pub fn aimed_at(seed: &Client, address: &str) -> Option<Client> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_client_is_aimed_at_ipv6_nodes_without_brackets() {
+        let seed = Client::open("redis://:pw@127.0.0.1:7000/").unwrap();
+        for address in ["[::1]:7005", "::1:7005"] {
+            let client = aimed_at(&seed, address).unwrap();
+            let info = client.get_connection_info();
+            assert_eq!(info.addr(), &ConnectionAddr::Tcp("::1".to_owned(), 7005), "{address}");
+            assert_eq!(info.redis_settings().password(), Some("pw"), "credentials are kept");
+        }
+        assert!(aimed_at(&seed, "no-port").is_none());
+    }
 
     fn node() -> NodeSettings {
         let (events, _) = mpsc::unbounded_channel();

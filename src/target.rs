@@ -241,7 +241,31 @@ fn text(value: Value) -> Option<String> {
     }
 }
 
-fn split_address(address: &str) -> Option<(String, u16)> {
+/// The host and port of a cluster node's `host:port`. An IPv6 host comes as `::1:7000` or
+/// `[::1]:7000`; either way the host is returned without brackets, as sockets want it.
+pub fn split_address(address: &str) -> Option<(String, u16)> {
     let (host, port) = address.rsplit_once(':')?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
     Some((host.to_owned(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_addresses_split_in_every_form() {
+        let split = |address| split_address(address);
+        assert_eq!(split("10.0.0.1:7000"), Some(("10.0.0.1".to_owned(), 7000)));
+        assert_eq!(split("redis-1.internal:6379"), Some(("redis-1.internal".to_owned(), 6379)));
+        assert_eq!(split("::1:7001"), Some(("::1".to_owned(), 7001)));
+        assert_eq!(split("[::1]:7001"), Some(("::1".to_owned(), 7001)));
+        assert_eq!(split("[fe80::2]:7002"), Some(("fe80::2".to_owned(), 7002)));
+        for bad in ["", "7000", ":7000", "[]:7000", "host:", "host:70000", "host:x"] {
+            assert_eq!(split(bad), None, "{bad:?}");
+        }
+    }
 }

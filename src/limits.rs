@@ -23,7 +23,13 @@ pub fn check_sid(sid: &str) -> Result<()> {
             format!("is {} bytes; at most {MAX_SID_BYTES} are accepted", sid.len()),
         ));
     }
-    if sid.chars().any(char::is_control) {
+    // express-session's ids are ASCII: a byte scan, without decoding characters, covers them.
+    let control = if sid.is_ascii() {
+        sid.bytes().any(|byte| byte.is_ascii_control())
+    } else {
+        sid.chars().any(char::is_control)
+    };
+    if control {
         return Err(StoreError::argument("sid", "must not contain control characters"));
     }
     Ok(())
@@ -67,6 +73,9 @@ mod tests {
         assert!(check_sid("").is_err());
         assert!(check_sid("a\nb").is_err());
         assert!(check_sid("a\0b").is_err());
+        assert!(check_sid("a\u{7f}b").is_err(), "DEL is a control character");
+        assert!(check_sid("sid-é-\u{85}").is_err(), "a C1 control among non-ASCII text");
+        assert!(check_sid("sid-é-ü").is_ok());
         assert!(check_sid(&"x".repeat(MAX_SID_BYTES + 1)).is_err());
         assert_eq!(check_sid("").unwrap_err().code(), "ERR_INVALID_ARG");
     }

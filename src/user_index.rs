@@ -29,10 +29,19 @@ pub const STALE_GRACE_MS: u64 = 60_000;
 const MAX_USER_ID_BYTES: usize = 256;
 
 /// Records one session of a user. KEYS[1]: the user's index. ARGV[1]: sid; ARGV[2]: its
-/// expiry in epoch ms, `""` for none; ARGV[3]: now in epoch ms.
+/// expiry in epoch ms, `""` for none; ARGV[3]: now in epoch ms; ARGV[4]: a random draw;
+/// ARGV[5]: [`SWEEP_ALWAYS`]. Returns whether it swept (see below).
 ///
 /// A recorded expiry is never lowered (a later one stays), so an entry can outlive its
 /// session, which reads verify, but never die before it.
+///
+/// A sweep drops the entries past their expiry and sets the key's expiry to the latest one
+/// left. An index of at most [`SWEEP_ALWAYS`] entries is swept at every update. A bigger one
+/// is swept by one update in as many as it has entries, at random (the draw modulo the
+/// count is zero): a user with n sessions pays O(n) about once per n updates, O(1) per
+/// update on average, and expired entries are gone after about n updates. The other
+/// updates only raise the key's expiry to cover the new entry (a key without expiry has an
+/// entry without one, and keeps none).
 const RECORD_SCRIPT: &str = r"
 local now = tonumber(ARGV[3])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -42,6 +51,18 @@ if old then
   if was == '' or (expiry ~= '' and tonumber(was) > tonumber(expiry)) then expiry = was end
 end
 redis.call('HSET', KEYS[1], ARGV[1], expiry .. ' ' .. ARGV[3])
+local count = redis.call('HLEN', KEYS[1])
+if count > tonumber(ARGV[5]) and tonumber(ARGV[4]) % count ~= 0 then
+  if expiry == '' then
+    redis.call('PERSIST', KEYS[1])
+  else
+    local ttl = redis.call('PTTL', KEYS[1])
+    if ttl >= 0 and now + ttl < tonumber(expiry) then
+      redis.call('PEXPIREAT', KEYS[1], expiry)
+    end
+  end
+  return 0
+end
 local entries = redis.call('HGETALL', KEYS[1])
 local latest, forever = 0, false
 for i = 1, #entries, 2 do
@@ -61,6 +82,10 @@ elseif latest > 0 then
 end
 return 1
 ";
+
+/// Indexes of at most this many entries are swept at every update (see [`RECORD_SCRIPT`]):
+/// for them a sweep costs about what skipping it would.
+pub const SWEEP_ALWAYS: usize = 8;
 
 /// Removes entries only where they still hold what was read. KEYS[1]: the user's index.
 /// ARGV: sid, value read, sid, value read, ... A `set` that recorded one of them again
@@ -109,7 +134,8 @@ impl UserIndex {
     }
 
     /// Records that `sid` belongs to `user` and lives until `expires_at_ms` (`None`: no
-    /// expiry), dropping the user's entries that are past their expiry.
+    /// expiry); now and then also drops the user's entries that are past their expiry (see
+    /// [`RECORD_SCRIPT`]).
     pub async fn record(
         &self,
         link: &Link,
@@ -118,13 +144,26 @@ impl UserIndex {
         expires_at_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<()> {
+        self.record_drawn(link, user, sid, expires_at_ms, now_ms, sweep_draw()).await.map(drop)
+    }
+
+    /// [`UserIndex::record`] with the random draw given; returns whether it swept.
+    async fn record_drawn(
+        &self,
+        link: &Link,
+        user: &str,
+        sid: &str,
+        expires_at_ms: Option<u64>,
+        now_ms: u64,
+        draw: u32,
+    ) -> Result<bool> {
         let key = self.key(user)?;
         let expiry = expires_at_ms.map_or_else(String::new, |at| at.to_string());
 
         link.run(|mut conn| async move {
             let mut invocation = self.record.prepare_invoke();
-            invocation.key(&key).arg(sid).arg(expiry).arg(now_ms);
-            invocation.invoke_async::<()>(&mut conn).await
+            invocation.key(&key).arg(sid).arg(expiry).arg(now_ms).arg(draw).arg(SWEEP_ALWAYS);
+            invocation.invoke_async::<bool>(&mut conn).await
         })
         .await
     }
@@ -172,6 +211,21 @@ impl UserIndex {
         })
         .await
     }
+}
+
+/// A random number for the sweep of [`RECORD_SCRIPT`]. It only spreads work, so it needs
+/// no secrecy: the standard library's randomly keyed hasher, over a counter, is enough.
+fn sweep_draw() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState = Default::default();
+    }
+    let mut hasher = KEYS.with(BuildHasher::build_hasher);
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish() as u32
 }
 
 /// What a read found at one indexed session's key.
@@ -247,6 +301,7 @@ pub fn check_user(user: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::test_redis::start_server;
+    use crate::ttl;
 
     #[tokio::test]
     async fn cleaning_up_spares_an_entry_recorded_again_after_the_read() {
@@ -265,6 +320,75 @@ mod tests {
         let sids: Vec<_> = left.iter().map(|entry| entry.sid.as_str()).collect();
         assert_eq!(sids, ["relogged"]);
         assert_eq!(left[0].last_write_ms, 2_000);
+    }
+
+    async fn pttl(link: &Link, key: &str) -> i64 {
+        let key = key.to_owned();
+        link.run(|mut conn| async move { cmd("PTTL").arg(key).query_async(&mut conn).await })
+            .await
+            .unwrap()
+    }
+
+    /// Past the entries swept at every update, and with draws that do not sweep, an update
+    /// only ever raises the key's expiry.
+    #[tokio::test]
+    async fn the_index_key_lives_as_long_as_its_longest_entry() {
+        let server = start_server();
+        let link = server.link();
+        let index = UserIndex::new("u:".into());
+        let now = ttl::now_ms() as u64;
+        for n in 0..=SWEEP_ALWAYS {
+            let sid = format!("filler-{n}");
+            index.record_drawn(&link, "bo", &sid, Some(now + 2_000), now, 1).await.unwrap();
+        }
+        let record = |sid: &'static str, at: Option<u64>| {
+            let (index, link) = (&index, &link);
+            async move {
+                let swept = index.record_drawn(link, "bo", sid, at, now, 1).await.unwrap();
+                assert!(!swept, "{sid}: a draw of 1 never sweeps more than one entry");
+            }
+        };
+
+        record("a", Some(now + 10_000)).await;
+        assert!((9_000..=10_000).contains(&pttl(&link, "u:bo").await));
+        record("b", Some(now + 100_000)).await;
+        assert!((99_000..=100_000).contains(&pttl(&link, "u:bo").await));
+        record("c", Some(now + 5_000)).await;
+        assert!((99_000..=100_000).contains(&pttl(&link, "u:bo").await), "never lowered");
+        record("d", None).await;
+        assert_eq!(pttl(&link, "u:bo").await, -1, "an entry without expiry keeps the key");
+        record("e", Some(now + 50_000)).await;
+        assert_eq!(pttl(&link, "u:bo").await, -1);
+    }
+
+    /// Expired entries stay until a draw sweeps (one in as many as there are entries), and
+    /// the sweep then drops them all and sets the key's expiry to the latest entry left.
+    #[tokio::test]
+    async fn a_sweep_drops_expired_entries_and_fits_the_key_expiry() {
+        let server = start_server();
+        let link = server.link();
+        let index = UserIndex::new("u:".into());
+        let now = ttl::now_ms() as u64;
+        for n in 0..40u64 {
+            let (sid, at) = (format!("old-{n}"), Some(now + 30_000 + n));
+            index.record_drawn(&link, "cy", &sid, at, now, 1).await.unwrap();
+        }
+        // Recorded as if 40 s had passed: the old entries are past their expiry.
+        let (keep, now) = (Some(now + 60_000), now + 40_000);
+        let swept = index.record_drawn(&link, "cy", "new", keep, now, 41 * 3 + 1).await;
+        assert!(!swept.unwrap(), "a draw that is not a multiple of the count does not sweep");
+        assert_eq!(index.entries(&link, "cy").await.unwrap().len(), 41);
+
+        assert!(index.record_drawn(&link, "cy", "new", keep, now, 41 * 7).await.unwrap());
+        let left = index.entries(&link, "cy").await.unwrap();
+        assert_eq!(left.iter().map(|e| e.sid.as_str()).collect::<Vec<_>>(), ["new"]);
+        assert!((59_000..=60_000).contains(&pttl(&link, "u:cy").await));
+    }
+
+    #[test]
+    fn sweep_draws_vary() {
+        let draws: std::collections::HashSet<u32> = (0..1000).map(|_| sweep_draw()).collect();
+        assert!(draws.len() > 990, "{} distinct of 1000", draws.len());
     }
 
     #[test]

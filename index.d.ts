@@ -259,7 +259,10 @@ export declare class RedisStore extends Store {
    * function that removes it.
    */
   onSessionEnd(listener: (end: SessionEnd) => void | Promise<void>): () => void
-  /** Resolves to `true` once session ends are heard, `false` if Redis did not answer yet. */
+  /**
+   * Resolves to `true` once every subscription for session ends is in place (one per
+   * primary on a cluster), `false` if they are not within the timeouts (Redis down).
+   */
   sessionEndsReady(): Promise<boolean>
   /**
    * Disconnects the sockets of every session that ends, on any instance: give it the

@@ -267,9 +267,10 @@ class RedisStore extends Store {
   }
 
   /**
-   * Resolves to `true` once session ends are being heard (ends before that are missed), or
-   * to `false` if Redis did not answer within the connect and command timeouts; the
-   * subscription keeps trying in the background, and reconnects after any loss by itself.
+   * Resolves to `true` once every subscription for session ends is in place (on a cluster,
+   * one per primary), so that ends from then on are heard, or to `false` if that did not
+   * happen within the connect and command timeouts, as while Redis is down. Subscriptions
+   * keep trying in the background, and reconnect after any loss by themselves.
    */
   sessionEndsReady() {
     if (this.#endListeners.length === 0) return Promise.resolve(false)

@@ -200,7 +200,8 @@ describe('session ends reach every instance', () => {
 describe('session ends after Redis restarts, and on a cluster', () => {
   it('the subscription comes back by itself after Redis restarts', async () => {
     const redis = await RedisServer.start()
-    const store = new RedisStore({ url: redis.url, secret: SECRET })
+    const fast = { connectTimeout: 300, commandTimeout: 300 }
+    const store = new RedisStore({ url: redis.url, secret: SECRET, ...fast })
     const other = new RedisStore({ url: redis.url, secret: SECRET })
     try {
       await Promise.all([once(store, 'connect'), once(other, 'connect')])
@@ -208,11 +209,13 @@ describe('session ends after Redis restarts, and on a cluster', () => {
       store.onSessionEnd((end) => heard.push(end.sid))
       assert.equal(await store.sessionEndsReady(), true)
 
-      // Listened for before the kill: the store may be back before restart() resolves.
-      const back = waitFor(other, ['connect'], WAIT_MS)
       await redis.kill()
+      assert.equal(await store.sessionEndsReady(), false, 'ready while Redis is down')
+      // Listened for before the restart: the store may be back before restart() resolves.
+      const back = waitFor(other, ['connect'], WAIT_MS)
       await redis.restart()
       await back
+      assert.equal(await store.sessionEndsReady(), true, 'not ready again after the restart')
       const deadline = Date.now() + WAIT_MS
       while (!heard.includes('after-restart') && Date.now() < deadline) {
         await other.destroy('after-restart').catch(() => {})
@@ -240,8 +243,8 @@ describe('session ends after Redis restarts, and on a cluster', () => {
       }))
       const heard = []
       store.onSessionEnd((end) => heard.push(`${end.reason}:${end.sid}`))
+      // Ready means every primary's subscription, not only the first one: no wait here.
       assert.equal(await store.sessionEndsReady(), true)
-      await sleep(300) // every primary's subscription, not only the first one
 
       const sids = Array.from({ length: 12 }, (_, i) => `spread-${i}`)
       const cookie = { originalMaxAge: 200, expires: new Date(Date.now() + 200) }

@@ -28,6 +28,7 @@ pub mod rotation;
 pub mod session_events;
 pub mod signature;
 pub mod store;
+pub mod subscription_readiness;
 pub mod target;
 #[cfg(test)]
 mod test_redis;

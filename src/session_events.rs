@@ -9,6 +9,7 @@
 //! reports its own keys. Each subscription reconnects by itself with capped backoff, and a
 //! cluster's primaries are looked up again every few seconds, so failovers are followed.
 //!
+//! Each subscription reports itself in place or lost (see `subscription_readiness`).
 //! Pub/sub delivers at most once: an event published while a subscription is down is lost.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,7 +22,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::connection::LinkTiming;
+use crate::subscription_readiness::Subscriptions;
 use crate::target::{split_address, Conn, Target};
+
+/// The subscription of a single server (or of Sentinel's primary): channel and notifications.
+const PRIMARY: &str = "primary";
+
+/// A cluster's subscription to the end channel (the notifications are per primary, named by
+/// the primary's address).
+const CHANNEL: &str = "channel";
 
 /// How often a cluster's primaries (and a Sentinel's primary) are looked up again.
 const TOPOLOGY_INTERVAL: Duration = Duration::from_secs(2);
@@ -82,14 +91,18 @@ pub fn channel(prefix: &str) -> String {
 pub struct Watcher {
     stopped: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    subscribed: watch::Receiver<bool>,
+    subscribed: watch::Receiver<Subscriptions>,
 }
 
 impl Watcher {
     /// Starts watching on the current Tokio runtime; ends go to `sink`.
     pub fn start(settings: WatchSettings, sink: EndSink) -> Self {
         let (events, received) = mpsc::unbounded_channel();
-        let (ready, subscribed) = watch::channel(false);
+        let needs = match settings.target {
+            Target::Cluster(_) => Subscriptions::needing([CHANNEL.to_owned()], false),
+            _ => Subscriptions::needing([PRIMARY.to_owned()], true),
+        };
+        let (ready, subscribed) = watch::channel(needs);
         let (stopped, _) = watch::channel(false);
         let node = NodeSettings {
             channel: channel(&settings.prefix),
@@ -105,8 +118,8 @@ impl Watcher {
         Self { stopped, tasks: vec![deliver, watch], subscribed }
     }
 
-    /// Turns true once the first subscription is in place (see [`wait_subscribed`]).
-    pub fn readiness(&self) -> watch::Receiver<bool> {
+    /// Which subscriptions are in place (see `subscription_readiness::wait_ready`).
+    pub fn readiness(&self) -> watch::Receiver<Subscriptions> {
         self.subscribed.clone()
     }
 
@@ -125,13 +138,6 @@ impl Drop for Watcher {
     }
 }
 
-/// Waits until `readiness` says a subscription is in place (events from then on are
-/// heard), at most `limit`; returns whether it is.
-pub async fn wait_subscribed(mut readiness: watch::Receiver<bool>, limit: Duration) -> bool {
-    let wait = readiness.wait_for(|ready| *ready);
-    matches!(tokio::time::timeout(limit, wait).await, Ok(Ok(_)))
-}
-
 /// What every subscription task shares.
 #[derive(Clone)]
 struct NodeSettings {
@@ -139,7 +145,7 @@ struct NodeSettings {
     prefix: String,
     timing: LinkTiming,
     events: mpsc::UnboundedSender<SessionEnd>,
-    ready: Arc<watch::Sender<bool>>,
+    ready: Arc<watch::Sender<Subscriptions>>,
     stopped: watch::Receiver<bool>,
 }
 
@@ -155,7 +161,7 @@ async fn watch_target(target: Target, node: NodeSettings) {
         Target::Cluster(cluster) => watch_cluster(cluster.seeds().to_vec(), &target, node).await,
         _ => {
             let role = Role { channel: true, notifications: true };
-            subscribe_loop(|| primary_client(&target), role, node).await
+            subscribe_loop(|| primary_client(&target), role, PRIMARY, node).await
         }
     }
 }
@@ -177,7 +183,7 @@ async fn watch_cluster(seeds: Vec<Client>, target: &Target, node: NodeSettings) 
             let seed = seeds.get(turn % seeds.len().max(1)).cloned();
             async move { seed }
         };
-        subscribe_loop(next_seed, channel_role, seed_node).await
+        subscribe_loop(next_seed, channel_role, CHANNEL, seed_node).await
     });
 
     let mut per_node: HashMap<String, JoinHandle<()>> = HashMap::new();
@@ -219,6 +225,7 @@ fn follow_primaries(
         let keep = current.contains(address);
         if !keep {
             task.abort();
+            node.ready.send_modify(|subs| subs.drop_need(address));
         }
         keep
     });
@@ -228,19 +235,21 @@ fn follow_primaries(
         if per_node.contains_key(address) {
             continue;
         }
+        node.ready.send_modify(|subs| subs.need(address));
         let client = target.node_client(address);
-        let node = node.clone();
+        let (node, name) = (node.clone(), address.clone());
         let task = tokio::spawn(async move {
             let Some(client) = client else { return };
-            subscribe_loop(|| std::future::ready(Some(client.clone())), role, node).await
+            subscribe_loop(|| std::future::ready(Some(client.clone())), role, &name, node).await
         });
         per_node.insert(address.clone(), task);
     }
+    node.ready.send_modify(Subscriptions::mark_known);
 }
 
 /// Subscribes through the clients `client_for` gives, again after every loss, with capped
-/// backoff, until the watcher stops.
-async fn subscribe_loop<F, Fut>(mut client_for: F, role: Role, node: NodeSettings)
+/// backoff, until the watcher stops; reports itself in place or lost as `name`.
+async fn subscribe_loop<F, Fut>(mut client_for: F, role: Role, name: &str, node: NodeSettings)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<Client>>,
@@ -251,12 +260,13 @@ where
     while !*stopped.borrow() {
         let session = async {
             let client = client_for().await?;
-            listen(&client, role, &node).await
+            listen(&client, role, name, &node).await
         };
         let heard = tokio::select! {
             heard = session => heard,
             _ = stopped.wait_for(|stop| *stop) => return,
         };
+        node.ready.send_modify(|subs| subs.down(name));
 
         failures = if heard.is_some() { 1 } else { failures.saturating_add(1) };
         let exponent = failures.saturating_sub(1).min(16);
@@ -266,7 +276,7 @@ where
 }
 
 /// One subscription, until its connection is lost. `Some` when it was established.
-async fn listen(client: &Client, role: Role, node: &NodeSettings) -> Option<()> {
+async fn listen(client: &Client, role: Role, name: &str, node: &NodeSettings) -> Option<()> {
     let connect = client.get_async_pubsub();
     let mut pubsub =
         tokio::time::timeout(node.timing.connect_timeout, connect).await.ok()?.ok()?;
@@ -279,7 +289,7 @@ async fn listen(client: &Client, role: Role, node: &NodeSettings) -> Option<()> 
         pubsub.subscribe(format!("__keyevent@{db}__:expired")).await.ok()?;
         pubsub.subscribe(format!("__keyevent@{db}__:evicted")).await.ok()?;
     }
-    node.ready.send_replace(true);
+    node.ready.send_modify(|subs| subs.up(name));
 
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
@@ -411,7 +421,7 @@ mod tests {
 
     fn node() -> NodeSettings {
         let (events, _) = mpsc::unbounded_channel();
-        let (ready, _) = watch::channel(false);
+        let (ready, _) = watch::channel(Subscriptions::default());
         let (_, stopped) = watch::channel(false);
         NodeSettings {
             channel: channel("session:"),

@@ -14,6 +14,7 @@ use crate::limits::{self, check_payload, check_sid};
 use crate::migration::{self, Legacy};
 use crate::session_events::{self, EndSink, WatchSettings, Watcher};
 use crate::signature;
+use crate::subscription_readiness;
 use crate::target::Target;
 use crate::ttl::{self, Expiry};
 use crate::user_index::{self, UserIndex};
@@ -276,8 +277,8 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Whether the watcher's subscription is in place, waiting for it at most the connect
-    /// and command timeouts (it keeps trying in the background after that).
+    /// Whether every subscription of the watcher is in place, waiting for that at most the
+    /// connect and command timeouts (it keeps trying in the background after that).
     pub async fn ends_subscribed(&self) -> bool {
         let readiness = {
             let slot = self.watcher.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -287,7 +288,7 @@ impl SessionStore {
             }
         };
         let limit = self.watch.timing.connect_timeout + self.command_timeout();
-        session_events::wait_subscribed(readiness, limit).await
+        subscription_readiness::wait_ready(readiness, limit).await
     }
 
     /// Stops hearing session ends.

@@ -14,8 +14,7 @@
 //! under another key (another sid, another prefix) fails authentication and reads as no
 //! session, and the header cannot be edited either.
 
-use aes_gcm::aead::{Aead, AeadInPlace, Payload};
-use aes_gcm::Nonce;
+use ring::aead::{Aad, Nonce};
 
 use crate::error::{Result, StoreError};
 use crate::keys::{KeyRing, KEY_ID_LEN};
@@ -49,11 +48,12 @@ pub fn seal(ring: &KeyRing, key_name: &[u8], plaintext: &[u8]) -> Result<Vec<u8>
     out.extend_from_slice(plaintext);
 
     let aad = associated_data(&out[..1 + KEY_ID_LEN], key_name);
+    let nonce = Nonce::assume_unique_for_key(nonce);
     let tag = key
         .cipher()
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[HEADER_LEN..])
+        .seal_in_place_separate_tag(nonce, Aad::from(&aad), &mut out[HEADER_LEN..])
         .map_err(|_| StoreError::Internal("encryption failed".into()))?;
-    out.extend_from_slice(&tag);
+    out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
 
@@ -69,11 +69,13 @@ pub fn open(ring: &KeyRing, key_name: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
         return Err(StoreError::Decrypt("unknown envelope version"));
     }
 
-    let (header, ciphertext) = stored.split_at(HEADER_LEN);
+    let header = &stored[..HEADER_LEN];
     let key_id: [u8; KEY_ID_LEN] = header[1..1 + KEY_ID_LEN]
         .try_into()
         .map_err(|_| StoreError::Decrypt("malformed header"))?;
-    let nonce = Nonce::from_slice(&header[1 + KEY_ID_LEN..]);
+    let nonce: [u8; NONCE_LEN] = header[1 + KEY_ID_LEN..]
+        .try_into()
+        .map_err(|_| StoreError::Decrypt("malformed header"))?;
     let aad = associated_data(&header[..1 + KEY_ID_LEN], key_name);
 
     let mut candidates = ring.by_id(key_id).peekable();
@@ -81,7 +83,16 @@ pub fn open(ring: &KeyRing, key_name: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
         return Err(StoreError::Decrypt("sealed with a key this store does not hold"));
     }
     candidates
-        .find_map(|key| key.cipher().decrypt(nonce, Payload { msg: ciphertext, aad: &aad }).ok())
+        .find_map(|key| {
+            // Opened in a copy, the plaintext moved to its start: one allocation, returned.
+            let mut buffer = stored.to_vec();
+            let nonce = Nonce::assume_unique_for_key(nonce);
+            let cipher = key.cipher();
+            let length =
+                cipher.open_within(nonce, Aad::from(&aad), &mut buffer, HEADER_LEN..).ok()?.len();
+            buffer.truncate(length);
+            Some(buffer)
+        })
         .ok_or(StoreError::Decrypt("authentication failed (tampered or moved value)"))
 }
 
@@ -104,7 +115,6 @@ fn associated_data(version_and_key_id: &[u8], key_name: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::keys::SessionKey;
-    use aes_gcm::{Aes256Gcm, KeyInit};
     use proptest::prelude::*;
 
     fn ring(bytes: u8) -> KeyRing {
@@ -122,10 +132,13 @@ mod tests {
         let ct = hex_literal::hex!("fa4362189661d163fcd6a56d8bf0405a");
         let tag = hex_literal::hex!("d636ac1bbedd5cc3ee727dc2ab4a9489");
 
-        let cipher = Aes256Gcm::new_from_slice(&key).unwrap();
-        let out = cipher.encrypt(Nonce::from_slice(&iv), pt.as_slice()).unwrap();
-        assert_eq!(&out[..16], ct.as_slice());
-        assert_eq!(&out[16..], tag.as_slice());
+        let key = SessionKey::from_bytes(&key).unwrap();
+        let mut out = pt.to_vec();
+        let nonce = Nonce::assume_unique_for_key(iv);
+        let sealed_tag =
+            key.cipher().seal_in_place_separate_tag(nonce, Aad::empty(), &mut out).unwrap();
+        assert_eq!(out, ct.as_slice());
+        assert_eq!(sealed_tag.as_ref(), tag.as_slice());
     }
 
     #[test]

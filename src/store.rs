@@ -221,7 +221,9 @@ impl SessionStore {
             Expiry::Never => None,
             Expiry::Millis(millis) => Some(now.saturating_add(millis)),
         };
-        self.counted(index.record(self.backend.link(), user, sid, expires_at, now).await)
+        let draw = user_index::sweep_draw();
+        let recorded = index.record(self.backend.link(), user, sid, expires_at, now, draw).await;
+        self.counted(recorded).map(drop)
     }
 
     /// Removes connect-redis's plaintext copy of `sid`, once the sealed one is written.

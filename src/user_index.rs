@@ -134,21 +134,9 @@ impl UserIndex {
     }
 
     /// Records that `sid` belongs to `user` and lives until `expires_at_ms` (`None`: no
-    /// expiry); now and then also drops the user's entries that are past their expiry (see
-    /// [`RECORD_SCRIPT`]).
+    /// expiry); now and then, as `draw` decides (see [`RECORD_SCRIPT`] and [`sweep_draw`]),
+    /// also drops the user's entries that are past their expiry. Returns whether it did.
     pub async fn record(
-        &self,
-        link: &Link,
-        user: &str,
-        sid: &str,
-        expires_at_ms: Option<u64>,
-        now_ms: u64,
-    ) -> Result<()> {
-        self.record_drawn(link, user, sid, expires_at_ms, now_ms, sweep_draw()).await.map(drop)
-    }
-
-    /// [`UserIndex::record`] with the random draw given; returns whether it swept.
-    async fn record_drawn(
         &self,
         link: &Link,
         user: &str,
@@ -215,7 +203,7 @@ impl UserIndex {
 
 /// A random number for the sweep of [`RECORD_SCRIPT`]. It only spreads work, so it needs
 /// no secrecy: the standard library's randomly keyed hasher, over a counter, is enough.
-fn sweep_draw() -> u32 {
+pub fn sweep_draw() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -308,12 +296,12 @@ mod tests {
         let server = start_server();
         let link = server.link();
         let index = UserIndex::new("u:".into());
-        index.record(&link, "ann", "gone", None, 1_000).await.unwrap();
-        index.record(&link, "ann", "relogged", None, 1_000).await.unwrap();
+        index.record(&link, "ann", "gone", None, 1_000, 1).await.unwrap();
+        index.record(&link, "ann", "relogged", None, 1_000, 1).await.unwrap();
         let read = index.entries(&link, "ann").await.unwrap();
 
         // A save of `relogged` records it again between the read and the clean-up.
-        index.record(&link, "ann", "relogged", None, 2_000).await.unwrap();
+        index.record(&link, "ann", "relogged", None, 2_000, 1).await.unwrap();
         index.forget_unchanged(&link, "ann", &read).await.unwrap();
 
         let left = index.entries(&link, "ann").await.unwrap();
@@ -339,12 +327,12 @@ mod tests {
         let now = ttl::now_ms() as u64;
         for n in 0..=SWEEP_ALWAYS {
             let sid = format!("filler-{n}");
-            index.record_drawn(&link, "bo", &sid, Some(now + 2_000), now, 1).await.unwrap();
+            index.record(&link, "bo", &sid, Some(now + 2_000), now, 1).await.unwrap();
         }
         let record = |sid: &'static str, at: Option<u64>| {
             let (index, link) = (&index, &link);
             async move {
-                let swept = index.record_drawn(link, "bo", sid, at, now, 1).await.unwrap();
+                let swept = index.record(link, "bo", sid, at, now, 1).await.unwrap();
                 assert!(!swept, "{sid}: a draw of 1 never sweeps more than one entry");
             }
         };
@@ -371,15 +359,15 @@ mod tests {
         let now = ttl::now_ms() as u64;
         for n in 0..40u64 {
             let (sid, at) = (format!("old-{n}"), Some(now + 30_000 + n));
-            index.record_drawn(&link, "cy", &sid, at, now, 1).await.unwrap();
+            index.record(&link, "cy", &sid, at, now, 1).await.unwrap();
         }
         // Recorded as if 40 s had passed: the old entries are past their expiry.
         let (keep, now) = (Some(now + 60_000), now + 40_000);
-        let swept = index.record_drawn(&link, "cy", "new", keep, now, 41 * 3 + 1).await;
+        let swept = index.record(&link, "cy", "new", keep, now, 41 * 3 + 1).await;
         assert!(!swept.unwrap(), "a draw that is not a multiple of the count does not sweep");
         assert_eq!(index.entries(&link, "cy").await.unwrap().len(), 41);
 
-        assert!(index.record_drawn(&link, "cy", "new", keep, now, 41 * 7).await.unwrap());
+        assert!(index.record(&link, "cy", "new", keep, now, 41 * 7).await.unwrap());
         let left = index.entries(&link, "cy").await.unwrap();
         assert_eq!(left.iter().map(|e| e.sid.as_str()).collect::<Vec<_>>(), ["new"]);
         assert!((59_000..=60_000).contains(&pttl(&link, "u:cy").await));

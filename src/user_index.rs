@@ -8,10 +8,11 @@
 //!
 //! Consistency: `set` and `touch` update the entry *before* writing the session, so the index
 //! always covers every live session (a failure between the two leaves a stale entry, never a
-//! missing one). An entry is dropped when its recorded expiry has passed (at every update of
-//! that user's index), and the index key itself expires with its last session. Entries whose
-//! session was destroyed, or now belongs to another user, are verified against the session
-//! keys whenever the index is read, and removed then; they are never returned.
+//! missing one). An entry is dropped once its recorded expiry has passed, by a sweep that costs
+//! each update O(1) on average (see [`RECORD_SCRIPT`]), and the index key itself expires with
+//! its last session. Entries whose session was destroyed, or now belongs to another user, are
+//! verified against the session keys whenever the index is read, and removed then; they are
+//! never returned.
 
 use std::collections::HashMap;
 

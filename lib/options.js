@@ -7,6 +7,7 @@
  */
 
 const { optionError } = require('./errors')
+const { SESSION_JSON } = require('./session-json')
 
 const DEFAULTS = Object.freeze({
   url: 'redis://127.0.0.1:6379',
@@ -147,7 +148,7 @@ function ttlOption(ttl) {
 }
 
 function serializerOption(serializer) {
-  if (serializer === undefined) return JSON
+  if (serializer === undefined) return SESSION_JSON
   const ok = serializer && typeof serializer.stringify === 'function' &&
     typeof serializer.parse === 'function'
   if (!ok) throw optionError('serializer', 'must have `stringify` and `parse` functions')

@@ -1,13 +1,13 @@
 'use strict'
 
 /**
- * `npm run bench:instructions`: instructions executed on the main JS thread per `get` and
- * per `set` (concurrency 64), counted by `valgrind --tool=callgrind`, for ours and the
- * plaintext peers, next to the cost of `JSON.parse` / `JSON.stringify` of the same session
- * alone: the floor every store pays on that thread. A second table counts every thread of
- * the process, ours' native one included, with busy-polling off (under valgrind, whose
- * threads take turns, polling would only count its own spinning). Instruction counts do not
- * depend on what else the machine is doing, unlike the CPU times of `npm run bench`.
+ * `npm run bench:instructions`: instructions executed on the main JS thread per `get` and per
+ * `set` (concurrency 64), counted by `valgrind --tool=callgrind`, for ours and the plaintext
+ * peers, next to the cost of `JSON.parse` / `JSON.stringify` of the same session alone: the
+ * floor of every store that calls them on that thread. A second table counts every thread of
+ * the process, ours' native one included, with busy-polling off (under valgrind, whose threads
+ * take turns, polling would only count its own spinning). Instruction counts do not depend on
+ * what else the machine is doing, unlike the CPU times of `npm run bench`.
  *
  * Each figure is the difference between two runs of different lengths, divided by the
  * difference in operations, so start-up and warm-up cancel out. Takes a few minutes.

@@ -5,21 +5,11 @@
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const { Cookie } = require('express-session')
-const { stringifySession, isoString } = require('../lib/session-json')
+const { SESSION_JSON, stringifySession, isoString } = require('../lib/session-json')
+const { normalizeOptions } = require('../lib/options')
+const { prng } = require('./helpers/prng')
 
 const END_MS = 253_402_300_800_000
-
-/** A small deterministic generator, so that a failure can be replayed. */
-function random(seed) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function cookieExpiring(ms, options = {}) {
   const cookie = new Cookie({ httpOnly: true, path: '/', sameSite: 'lax', ...options })
@@ -39,8 +29,14 @@ function sessionAround(cookie, next) {
 }
 
 describe('the default serializer', () => {
+  it('is the one a store uses unless given another', () => {
+    assert.equal(normalizeOptions({ secret: 's' }).js.serializer, SESSION_JSON)
+    const own = { stringify: JSON.stringify, parse: JSON.parse }
+    assert.equal(normalizeOptions({ secret: 's', serializer: own }).js.serializer, own)
+  })
+
   it('formats dates as toISOString does, across 1970 to 9999', () => {
-    const next = random(1)
+    const next = prng(1)
     const edges = [0, 1, 999, 86_399_999, 86_400_000, 951_782_400_000, 951_868_799_999,
       4_107_542_400_000, 253_402_300_799_999, Date.UTC(2024, 1, 29, 23, 59, 59, 999)]
     const times = [...edges, ...Array.from({ length: 20_000 }, () => Math.floor(next() * END_MS))]
@@ -51,7 +47,7 @@ describe('the default serializer', () => {
   })
 
   it('writes exactly what JSON.stringify writes, for random sessions', () => {
-    const next = random(2)
+    const next = prng(2)
     for (let n = 0; n < 5000; n++) {
       const session = sessionAround(cookieExpiring(Math.floor(next() * END_MS)), next)
       assert.equal(stringifySession(session), JSON.stringify(session))

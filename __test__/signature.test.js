@@ -10,22 +10,11 @@ const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const cookieSignature = require('cookie-signature')
 const { sign, unsign } = require('..')
+const { prng } = require('./helpers/prng')
 
 const SEED = Number(process.env.SIGNATURE_SEED) || 0x5eed1e55
 const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 const SIG_LEN = 43
-
-/** mulberry32: a small deterministic PRNG, returns floats in [0, 1). */
-function prng(seed) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A generator for one test: its own stream, derived from the seed and a label. */
 function gen(label) {

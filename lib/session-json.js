@@ -32,7 +32,7 @@ const THREE = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'))
 
 /** `JSON.stringify(session)`, with the cookie's expiry formatted here. */
 function stringifySession(session) {
-  const cookie = session !== null && typeof session === 'object' ? session.cookie : undefined
+  const cookie = isObject(session) ? session.cookie : undefined
   if (!isPlainCookie(cookie) || typeof session.toJSON === 'function') {
     return JSON.stringify(session)
   }
@@ -48,13 +48,17 @@ function stringifySession(session) {
 }
 
 function isPlainCookie(cookie) {
-  return cookie instanceof Cookie && Object.getPrototypeOf(cookie) === Cookie.prototype &&
+  return isObject(cookie) && Object.getPrototypeOf(cookie) === Cookie.prototype &&
     cookie.toJSON === COOKIE_TO_JSON
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object'
 }
 
 /** `date.toISOString()` for a plain Date from 1970 to 9999, else null. */
 function isoString(date) {
-  if (!NATIVE_DATES || !(date instanceof Date) || Object.getPrototypeOf(date) !== Date.prototype) {
+  if (!NATIVE_DATES || !isObject(date) || Object.getPrototypeOf(date) !== Date.prototype) {
     return null
   }
   if (date.toJSON !== DATE_TO_JSON || date.toISOString !== DATE_TO_ISO) return null

@@ -203,18 +203,11 @@ impl UserIndex {
 }
 
 /// A random number for the sweep of [`RECORD_SCRIPT`]. It only spreads work, so it needs
-/// no secrecy: the standard library's randomly keyed hasher, over a counter, is enough.
+/// no secrecy: the standard library's hasher, randomly keyed anew for each call, is enough.
 pub fn sweep_draw() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::hash::BuildHasher;
 
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    thread_local! {
-        static KEYS: std::collections::hash_map::RandomState = Default::default();
-    }
-    let mut hasher = KEYS.with(BuildHasher::build_hasher);
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.finish() as u32
+    std::collections::hash_map::RandomState::new().hash_one(()) as u32
 }
 
 /// What a read found at one indexed session's key.
@@ -318,18 +311,31 @@ mod tests {
             .unwrap()
     }
 
+    /// Records `count` entries `name-0`, `name-1`, ... of `user` at `now`, entry n expiring
+    /// at `expiry(n)`, with a draw that sweeps only an index of one entry.
+    async fn fill(
+        index: &UserIndex,
+        link: &Link,
+        user: &str,
+        name: &str,
+        count: u64,
+        now: u64,
+        expiry: impl Fn(u64) -> u64,
+    ) {
+        for n in 0..count {
+            let sid = format!("{name}-{n}");
+            index.record(link, user, &sid, Some(expiry(n)), now, 1).await.unwrap();
+        }
+    }
+
     /// Past the entries swept at every update, and with draws that do not sweep, an update
     /// only ever raises the key's expiry.
     #[tokio::test]
     async fn the_index_key_lives_as_long_as_its_longest_entry() {
         let server = start_server();
-        let link = server.link();
-        let index = UserIndex::new("u:".into());
-        let now = ttl::now_ms() as u64;
-        for n in 0..=SWEEP_ALWAYS {
-            let sid = format!("filler-{n}");
-            index.record(&link, "bo", &sid, Some(now + 2_000), now, 1).await.unwrap();
-        }
+        let (link, index, now) =
+            (server.link(), UserIndex::new("u:".into()), ttl::now_ms() as u64);
+        fill(&index, &link, "bo", "filler", SWEEP_ALWAYS as u64 + 1, now, |_| now + 2_000).await;
         let record = |sid: &'static str, at: Option<u64>| {
             let (index, link) = (&index, &link);
             async move {
@@ -355,13 +361,9 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_drops_expired_entries_and_fits_the_key_expiry() {
         let server = start_server();
-        let link = server.link();
-        let index = UserIndex::new("u:".into());
-        let now = ttl::now_ms() as u64;
-        for n in 0..40u64 {
-            let (sid, at) = (format!("old-{n}"), Some(now + 30_000 + n));
-            index.record(&link, "cy", &sid, at, now, 1).await.unwrap();
-        }
+        let (link, index, now) =
+            (server.link(), UserIndex::new("u:".into()), ttl::now_ms() as u64);
+        fill(&index, &link, "cy", "old", 40, now, |n| now + 30_000 + n).await;
         // Recorded as if 40 s had passed: the old entries are past their expiry.
         let (keep, now) = (Some(now + 60_000), now + 40_000);
         let swept = index.record(&link, "cy", "new", keep, now, 41 * 3 + 1).await;

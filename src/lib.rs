@@ -24,6 +24,8 @@ pub mod keys;
 pub mod limits;
 pub mod migration;
 pub mod nonce;
+pub mod resp;
+pub mod resp_connection;
 pub mod rotation;
 pub mod session_events;
 pub mod signature;

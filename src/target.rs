@@ -15,6 +15,8 @@ use redis::{
     AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value,
 };
 
+use crate::resp_connection::RespConnection;
+
 /// How to reach Redis.
 #[derive(Clone)]
 pub enum Target {
@@ -141,16 +143,33 @@ impl Target {
     }
 }
 
-/// A live connection of either kind.
+/// A live connection of any kind.
 #[derive(Clone)]
 pub enum Conn {
-    /// To one server.
+    /// To one server over plain TCP, on the store's own pipelined connection.
+    Resp(RespConnection),
+    /// To one server by redis-rs (TLS, a Unix socket, RESP3).
     Single(MultiplexedConnection),
     /// To a cluster.
     Cluster(ClusterConnection),
 }
 
 impl Conn {
+    /// Sends the command `args` (its name first), whose reply is a bulk string or nil: the
+    /// per-request commands (GET, SET ... GET, GETEX, GETDEL). On the store's own connection
+    /// no command object is built and the reply is not parsed into a `Value`.
+    pub async fn call_bulk(&mut self, args: &[&[u8]]) -> RedisResult<Option<Vec<u8>>> {
+        if let Self::Resp(conn) = self {
+            return conn.call_bulk(args).await;
+        }
+        let (name, rest) = args.split_first().ok_or_else(no_command)?;
+        let mut command = redis::cmd(std::str::from_utf8(name).map_err(|_| no_command())?);
+        for arg in rest {
+            command.arg(*arg);
+        }
+        command.query_async(self).await
+    }
+
     /// Whether commands go to a cluster (SCAN must then walk every primary).
     pub fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))
@@ -161,6 +180,7 @@ impl Conn {
     pub async fn ping(&mut self) -> RedisResult<()> {
         let ping = redis::cmd("PING");
         match self {
+            Self::Resp(conn) => ping.query_async(conn).await,
             Self::Single(conn) => ping.query_async(conn).await,
             Self::Cluster(conn) => {
                 let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
@@ -196,9 +216,14 @@ impl Conn {
     }
 }
 
+fn no_command() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "a command needs an ASCII name"))
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
+            Self::Resp(conn) => conn.req_packed_command(cmd),
             Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
         }
@@ -211,6 +236,7 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
+            Self::Resp(conn) => conn.req_packed_commands(cmd, offset, count),
             Self::Single(conn) => conn.req_packed_commands(cmd, offset, count),
             Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
         }
@@ -218,6 +244,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
+            Self::Resp(conn) => conn.get_db(),
             Self::Single(conn) => conn.get_db(),
             Self::Cluster(conn) => conn.get_db(),
         }
@@ -225,6 +252,11 @@ impl ConnectionLike for Conn {
 }
 
 async fn single(client: &Client, connect_timeout: Duration) -> RedisResult<Conn> {
+    let info = client.get_connection_info();
+    if RespConnection::supports(info) {
+        return Ok(Conn::Resp(RespConnection::connect(info).await?));
+    }
+
     // Commands are bounded by `Link::run`; a second timer per command inside redis-rs would
     // only cost time.
     let config = AsyncConnectionConfig::new()

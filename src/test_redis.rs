@@ -22,12 +22,17 @@ impl Server {
         let client = redis::Client::open(self.url.as_str()).expect("a valid test URL");
         Link::start(Target::Single(Box::new(client)), LinkTiming::default(), Arc::new(drop))
     }
+
+    /// Stops the server at once, as a crash would (connections are reset).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -9,8 +9,9 @@
 //! within the window, or would have come within it while no window was open, ends the
 //! back-off. A window during which the thread was kept off its core for a while (every core
 //! busy: a loaded machine, where polling only takes CPU from the work it waits for) counts as
-//! empty. And no window opens while the consumer is slow to take its outcomes (see
-//! [`ConsumerLag`]): it is busy elsewhere and will not answer within a window.
+//! empty. No window opens while the consumer is slow to take its outcomes (see
+//! [`ConsumerLag`]): it is busy elsewhere and will not answer within a window. Nor while
+//! [`MANY_RUNNING`] operations or more are running: their outcomes keep the dispatcher awake.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +22,13 @@ pub const MAX_SKIP: u32 = 63;
 /// A pause between two looks longer than this means the polling thread was kept off its core:
 /// the cores are all taken, and polling competes with the work that would answer it.
 pub const PREEMPTED: Duration = Duration::from_micros(50);
+
+/// With this many operations running, no window opens. Their outcomes come often enough to
+/// wake the dispatcher for the requests queued meanwhile, so a window would save no wake-up;
+/// its looks would only take CPU from Node's thread and Redis, which share the cores. One
+/// caller, or a few, keeps its windows. (At concurrency 64, 7 interleaved runs of set+get:
+/// median 66.4k/s with this rule against 58.3k/s without, at 14 instead of 17 µs of CPU.)
+pub const MANY_RUNNING: usize = 8;
 
 /// What the dispatcher saw that ended its wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +122,17 @@ impl BusyPoll {
         }
     }
 
-    /// Records an event at `now`, and opens a window after it unless backing off or the
-    /// consumer is `behind` (see [`ConsumerLag`]).
-    pub fn record(&mut self, event: Event, now: Instant, behind: bool) {
+    /// Records an event at `now`, after which `running` operations are running, and opens a
+    /// window after it unless backing off, the consumer is `behind` (see [`ConsumerLag`]),
+    /// or [`MANY_RUNNING`] operations run.
+    pub fn record(&mut self, event: Event, now: Instant, behind: bool, running: usize) {
         let soon = now.saturating_duration_since(self.last_event) <= self.window;
         if event == Event::Request && soon {
             self.skip = 0;
         }
         self.last_event = now;
 
-        if self.window.is_zero() || behind {
+        if self.window.is_zero() || behind || running >= MANY_RUNNING {
             self.until = None;
             return;
         }
@@ -151,7 +160,7 @@ mod tests {
     fn a_zero_window_never_opens() {
         let start = Instant::now();
         let mut poll = BusyPoll::new(Duration::ZERO, start);
-        poll.record(Event::Request, start, false);
+        poll.record(Event::Request, start, false, 0);
         assert!(!poll.is_open(start));
     }
 
@@ -161,7 +170,7 @@ mod tests {
         let mut poll = BusyPoll::new(WINDOW, start);
         for step in 1..100 {
             let now = micros(start, step * 95);
-            poll.record(Event::Request, now, false);
+            poll.record(Event::Request, now, false, 0);
             for look in [30, 60, 90] {
                 assert!(poll.is_open(micros(now, look)), "step {step}, {look} µs in");
             }
@@ -176,7 +185,7 @@ mod tests {
         let mut opened = Vec::new();
         for _ in 0..200 {
             now = micros(now, 500);
-            poll.record(Event::Other, now, false);
+            poll.record(Event::Other, now, false, 0);
             opened.push(poll.is_open(now));
             assert!(!poll.is_open(micros(now, 100)), "a window closes after its length");
         }
@@ -200,12 +209,12 @@ mod tests {
         let mut now = start;
         for _ in 0..20 {
             now = micros(now, 500);
-            poll.record(Event::Other, now, false);
+            poll.record(Event::Other, now, false, 0);
             poll.is_open(micros(now, 200));
         }
         assert!(!poll.is_open(now), "backing off");
 
-        poll.record(Event::Request, micros(now, 50), false);
+        poll.record(Event::Request, micros(now, 50), false, 0);
         assert!(poll.is_open(micros(now, 60)), "a window is open again");
     }
 
@@ -213,10 +222,10 @@ mod tests {
     fn a_late_request_does_not_end_the_back_off() {
         let start = Instant::now();
         let mut poll = BusyPoll::new(WINDOW, start);
-        poll.record(Event::Other, start, false);
+        poll.record(Event::Other, start, false, 0);
         assert!(!poll.is_open(micros(start, 150)), "the first window ran out");
 
-        poll.record(Event::Request, micros(start, 400), false);
+        poll.record(Event::Request, micros(start, 400), false, 0);
         assert!(!poll.is_open(micros(start, 410)), "one event is skipped");
     }
 
@@ -224,10 +233,21 @@ mod tests {
     fn no_window_opens_while_the_consumer_is_behind() {
         let start = Instant::now();
         let mut poll = BusyPoll::new(WINDOW, start);
-        poll.record(Event::Request, start, true);
+        poll.record(Event::Request, start, true, 0);
         assert!(!poll.is_open(start));
-        poll.record(Event::Request, micros(start, 10), false);
+        poll.record(Event::Request, micros(start, 10), false, 0);
         assert!(poll.is_open(micros(start, 20)), "no back-off came of it");
+    }
+
+    #[test]
+    fn no_window_opens_while_many_operations_run() {
+        let start = Instant::now();
+        let mut poll = BusyPoll::new(WINDOW, start);
+        poll.record(Event::Request, start, false, MANY_RUNNING);
+        assert!(!poll.is_open(micros(start, 10)));
+
+        poll.record(Event::Other, micros(start, 20), false, MANY_RUNNING - 1);
+        assert!(poll.is_open(micros(start, 30)), "a few running keep their window");
     }
 
     #[test]
@@ -248,13 +268,13 @@ mod tests {
     fn a_window_with_a_long_pause_between_looks_counts_as_empty() {
         let start = Instant::now();
         let mut poll = BusyPoll::new(Duration::from_micros(500), start);
-        poll.record(Event::Request, start, false);
+        poll.record(Event::Request, start, false, 0);
         for us in (10..=100).step_by(10) {
             assert!(poll.is_open(micros(start, us)), "looked at {us} µs");
         }
         assert!(!poll.is_open(micros(start, 200)), "kept off the core for 100 µs");
 
-        poll.record(Event::Other, micros(start, 1000), false);
+        poll.record(Event::Other, micros(start, 1000), false, 0);
         assert!(!poll.is_open(micros(start, 1010)), "the next event is skipped");
     }
 }

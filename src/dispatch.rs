@@ -216,16 +216,17 @@ impl Dispatcher {
 
                 // Every event takes what was queued (see `flush`).
                 let found = requests.is_filled();
-                if event || found {
-                    let kind = if found { Event::Request } else { Event::Other };
-                    poll.record(kind, Instant::now(), lag.is_behind(busy_poll));
-                }
                 if found {
                     let queued = requests.drain();
                     started.fetch_add(queued.len(), Ordering::SeqCst);
                     for request in queued {
                         running.push(perform_guarded(store.clone(), request));
                     }
+                }
+                if event || found {
+                    let kind = if found { Event::Request } else { Event::Other };
+                    let behind = lag.is_behind(busy_poll);
+                    poll.record(kind, Instant::now(), behind, running.len());
                 }
 
                 // Queued and running requests all count as in flight.

@@ -49,8 +49,10 @@ class RedisStore extends Store {
   #callbacks = []
   #finishers = []
   #freeIds = []
-  // Operations of the current tick, handed to Rust together once it is done: their
-  // strings, and RECORD_LEN numbers each (op, id, string lengths, expiry, ttl).
+  // Operations of this turn of the event loop, handed to Rust together in its check phase
+  // (setImmediate), after every I/O callback of the turn: a server that handles several
+  // requests per turn wakes the native thread once for all their calls. Their strings, and
+  // RECORD_LEN numbers each (op, id, string lengths, expiry, ttl).
   #texts = []
   #records = new Float64Array(RECORD_LEN * 256)
   #count = 0
@@ -334,7 +336,7 @@ class RedisStore extends Store {
 
   /** Closes the connection; calls in flight settle, later calls fail with `ERR_CLOSED`. */
   close() {
-    // Calls made before close() in this tick are in flight too: hand them over first.
+    // Calls made before close() in this turn are in flight too: hand them over first.
     this.#flush()
     return this.#call(() => this.#native.close())
   }
@@ -362,11 +364,11 @@ class RedisStore extends Store {
     this.#record(op, id, key, json, expiresAt, ttl, user)
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
-      queueMicrotask(this.#flush)
+      setImmediate(this.#flush)
     }
   }
 
-  /** Adds one operation to the batch of this tick. */
+  /** Adds one operation to the batch of this turn. */
   #record(op, id, key, json, expiresAt, ttl, user) {
     let at = this.#count * RECORD_LEN
     if (at === this.#records.length) this.#growRecords()

@@ -263,6 +263,36 @@ describe('options', () => {
     }
   })
 
+  it('calls made in separate callbacks of one event-loop turn are handed over together',
+    async () => {
+      const native = require('../native.js')
+      const store = await connected({ url: server.url, prefix: 'turn:' })
+      const flushOps = native.flushOps
+      const handed = []
+      native.flushOps = function (dispatcher, text, records) {
+        handed.push(records.length)
+        return flushOps.call(this, dispatcher, text, records)
+      }
+      try {
+        // Three timers due together run in one timers phase, each its own callback (with
+        // its own microtask checkpoint), as the request handlers of a busy server do.
+        const calls = await new Promise((resolve) => {
+          const started = []
+          for (let i = 0; i < 3; i++) {
+            setTimeout(() => {
+              started.push(store.get(`turn-${i}`))
+              if (started.length === 3) resolve(started)
+            }, 0)
+          }
+        })
+        assert.deepEqual(await Promise.all(calls), [null, null, null])
+      } finally {
+        native.flushOps = flushOps
+        await store.close()
+      }
+      assert.equal(handed.length, 1, `handed over in ${handed.length} batches`)
+    })
+
   it('disableTouch makes touch a no-op', async () => {
     const store = await connected({ url: server.url, disableTouch: true, ttl: 100 })
     const raw = await server.client()

@@ -2,10 +2,10 @@
 //!
 //! This binding is internal; `index.js` adapts it to express-session. The per-request
 //! operations (get, set, touch, destroy, session from cookie) are gathered by `index.js`
-//! during a tick and handed over by one `flushOps(text, records)` call; their outcomes come
-//! back in batches through one `onBatch(numbers, text)` call per wake-up of the event loop
-//! (both forms are described in `batch_wire`). Rare operations (listing, clearing,
-//! inspecting, closing) are plain async methods.
+//! during a turn of the event loop and handed over by one `flushOps(text, records)` call;
+//! their outcomes come back in batches through one `onBatch(numbers, text)` call per wake-up
+//! of the event loop (both forms are described in `batch_wire`). Rare operations (listing,
+//! clearing, inspecting, closing) are plain async methods.
 //!
 //! Errors cross as messages that start with the stable code (`ERR_REDIS: ...`), which
 //! `index.js` moves into `err.code`. A panic never crosses: it becomes `ERR_INTERNAL`.

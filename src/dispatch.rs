@@ -1,10 +1,10 @@
 //! Per-request operations, submitted from Node's thread and finished in batches.
 //!
 //! `submit` only queues the request, and `flush` wakes the dispatcher task once for all the
-//! requests queued since (Node's side calls it once per tick). The dispatcher runs them
-//! concurrently on the store's one multiplexed connection, and queues their outcomes, waking
-//! the consumer (Node's event loop) once per batch. Neither side pays a thread wake-up per
-//! operation.
+//! requests queued since (Node's side calls it once per turn of its event loop). The
+//! dispatcher runs them concurrently on the store's one connection, and queues their
+//! outcomes, waking the consumer (Node's event loop) once per batch. Neither side pays a
+//! thread wake-up per operation.
 //!
 //! After each event the dispatcher may busy-poll the request queue for a short while (the
 //! `busyPollMicros` option, see [`crate::busy_poll`]) instead of sleeping: a request that

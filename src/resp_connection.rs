@@ -25,6 +25,10 @@ use crate::resp::{self, Shape};
 /// Spare room kept in the read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A read buffer grown past this by a large reply (an MGET of many sessions) is given back
+/// once the reply is read, so that one large reply does not hold memory for good.
+const KEPT_CAPACITY: usize = 16 * READ_CHUNK;
+
 /// The library name shown by `CLIENT LIST`.
 const LIB_NAME: &[u8] = b"sealed-redis-session";
 
@@ -279,7 +283,15 @@ fn read_replies(
         at += len;
     }
     input.drain(..at);
+    release_spare(input);
     hand_out(shared, frames)
+}
+
+/// Gives back the room a large reply took, once what is left is small again.
+fn release_spare(input: &mut Vec<u8>) {
+    if input.capacity() > KEPT_CAPACITY && input.len() < READ_CHUNK {
+        input.shrink_to(READ_CHUNK * 2);
+    }
 }
 
 fn hand_out(shared: &Shared, frames: Vec<Vec<u8>>) -> Result<(), &'static str> {
@@ -391,6 +403,20 @@ mod tests {
         conn.call(&[b"SET", b"big", &value]).await.unwrap();
 
         assert_eq!(conn.call_bulk(&[b"GET", b"big"]).await.unwrap(), Some(value));
+    }
+
+    #[test]
+    fn the_room_of_a_large_reply_is_given_back() {
+        let mut input = vec![7u8; 40 * READ_CHUNK];
+        input.drain(..input.len() - 10);
+        release_spare(&mut input);
+        assert!(input.capacity() <= 2 * READ_CHUNK, "{}", input.capacity());
+        assert_eq!(input, vec![7u8; 10]);
+
+        let mut small = Vec::with_capacity(READ_CHUNK);
+        small.extend_from_slice(b"+OK");
+        release_spare(&mut small);
+        assert!(small.capacity() >= READ_CHUNK, "a usual buffer is kept");
     }
 
     #[tokio::test]

@@ -221,7 +221,9 @@ mod tests {
 
         /// Arbitrary bytes never panic the reader.
         #[test]
-        fn any_bytes_are_read_without_panic(input in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn any_bytes_are_read_without_panic(
+            input in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
             let _ = frame_len(&input);
             let _ = shape(&input);
         }

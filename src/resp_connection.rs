@@ -163,8 +163,8 @@ impl RespConnection {
     ) -> RedisResult<()> {
         let shared = &self.handle.shared;
         let mut state = shared.lock();
-        if state.ended.is_some() {
-            return Err(lost());
+        if let Some(reason) = state.ended {
+            return Err(lost_because(reason));
         }
 
         let was_empty = state.out.is_empty();
@@ -247,6 +247,7 @@ fn write_some(stream: &TcpStream, output: &mut Vec<u8>) -> Result<(), &'static s
     let mut written = 0;
     while written < output.len() {
         match stream.try_write(&output[written..]) {
+            Ok(0) => return Err("the socket took no bytes"),
             Ok(n) => written += n,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -321,6 +322,12 @@ fn value_of(frame: &[u8]) -> RedisResult<Value> {
 /// The error of a call on a lost connection: an I/O error, so that the link reconnects.
 fn lost() -> redis::RedisError {
     io::Error::new(io::ErrorKind::BrokenPipe, "the connection to Redis was lost").into()
+}
+
+/// [`lost`], with why the connection ended (never data: the reasons are fixed texts).
+fn lost_because(reason: &'static str) -> redis::RedisError {
+    let message = format!("the connection to Redis was lost ({reason})");
+    io::Error::new(io::ErrorKind::BrokenPipe, message).into()
 }
 
 fn unsupported() -> redis::RedisError {
@@ -481,6 +488,7 @@ mod tests {
             let call = tokio::time::timeout(Duration::from_secs(2), conn.call(&[b"PING"]));
             let err = call.await.expect("a call on a lost connection hung").unwrap_err();
             assert!(err.is_io_error(), "{err}");
+            assert!(err.to_string().contains("was lost ("), "the reason is missing: {err}");
         }
     }
 

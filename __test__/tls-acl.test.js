@@ -1,11 +1,14 @@
 'use strict'
 
-// rediss:// with a CA and a client certificate, ACL users with passwords in the URL, and the
-// database number in the URL.
+// rediss:// with a CA and a client certificate, ACL users with passwords in the URL, the
+// database number in the URL, and a Unix socket.
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const { RedisStore } = require('..')
 const { RedisServer } = require('./helpers/redis-server')
 const { RedisTlsServer, aclUser } = require('./helpers/redis-tls')
@@ -96,6 +99,36 @@ describe('ACL users and databases', () => {
     assert.equal(await raw.exists('session:db-sid'), 1)
     await raw.select(0)
     assert.equal(await raw.exists('session:db-sid'), 0)
+    await raw.quit()
+    await store.close()
+  })
+})
+
+describe('Unix socket', () => {
+  let server
+  let socket
+
+  before(async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'srs-socket-'))
+    socket = path.join(dir, 'redis.sock')
+    server = await RedisServer.start(['--unixsocket', socket, '--unixsocketperm', '700'])
+  })
+
+  after(async () => {
+    await server?.stop()
+    fs.rmSync(path.dirname(socket), { recursive: true, force: true })
+  })
+
+  it('a unix:// URL connects over the socket, and works', async () => {
+    const store = new RedisStore({ url: `unix://${socket}`, secret: 's' })
+    await once(store, 'connect')
+    await store.set('unix-sid', session({ v: 4 }))
+    assert.equal((await store.get('unix-sid')).v, 4)
+
+    const raw = await server.client()
+    const clients = await raw.sendCommand(['CLIENT', 'LIST'])
+    assert.ok(clients.includes(socket), `no client on the socket:\n${clients}`)
+    assert.equal(await raw.exists('session:unix-sid'), 1)
     await raw.quit()
     await store.close()
   })

@@ -364,7 +364,8 @@ impl ConnectionLike for RespConnection {
 
 #[cfg(test)]
 mod tests {
-    //! Against a real `redis-server` started here on a free port of 127.0.0.1.
+    //! Against a real `redis-server` started here on a free port of 127.0.0.1, but for a
+    //! server that answers with bytes that are not RESP2, played by a bare socket.
 
     use super::*;
     use crate::test_redis::{start_server, start_server_with};
@@ -399,6 +400,42 @@ mod tests {
             task.unwrap();
         }
         assert_eq!(conn.call_bulk(&[b"GET", b"missing"]).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn unix_sockets_and_resp3_are_left_to_redis_rs() {
+        for url in ["unix:///tmp/redis.sock", "redis://127.0.0.1:6379/?protocol=resp3"] {
+            let client = redis::Client::open(url).unwrap();
+            assert!(!RespConnection::supports(client.get_connection_info()), "{url}");
+        }
+        let unix = redis::Client::open("unix:///tmp/redis.sock").unwrap();
+        let refused = RespConnection::connect(unix.get_connection_info()).await;
+        assert_eq!(refused.err().map(|err| err.kind()), Some(redis::ErrorKind::Client));
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_is_not_resp2_ends_the_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 256];
+            let _ = socket.read(&mut request).await.unwrap(); // CLIENT SETINFO
+            socket.write_all(b"+OK\r\n").await.unwrap();
+            let _ = socket.read(&mut request).await.unwrap(); // GET
+            socket.write_all(b"%1\r\n+a\r\n+b\r\n").await.unwrap();
+            socket
+        });
+        let conn = connect(&url).await;
+
+        let call = tokio::time::timeout(Duration::from_secs(2), conn.call_bulk(&[b"GET", b"a"]));
+        let err = call.await.expect("the call waited on a broken reply").unwrap_err();
+        assert!(err.is_io_error(), "{err}");
+        let err = conn.call(&[b"PING"]).await.unwrap_err();
+        assert!(err.to_string().contains("an unknown reply type"), "{err}");
+        drop(server.await.unwrap());
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const { Cookie } = require('express-session')
-const { SESSION_JSON, stringifySession, isoString } = require('../lib/session-json')
+const { SESSION_JSON, stringifySession, isoString, isPlainDate } = require('../lib/session-json')
 const { normalizeOptions } = require('../lib/options')
 const { prng } = require('./helpers/prng')
 
@@ -97,5 +97,26 @@ describe('the default serializer', () => {
   it('keeps the order of the keys, with the cookie anywhere', () => {
     const session = { a: 1, cookie: cookieExpiring(1.7e12), 2: 'two', z: [1] }
     assert.equal(stringifySession(session), JSON.stringify(session))
+  })
+
+  it('keeps an own `__proto__` key, as JSON.stringify does', () => {
+    const session = JSON.parse('{"__proto__":{"admin":true},"userId":"u"}')
+    session.cookie = cookieExpiring(1.7e12)
+    assert.match(JSON.stringify(session), /"__proto__":\{"admin":true\}/)
+    assert.equal(stringifySession(session), JSON.stringify(session))
+  })
+
+  it('reads a Date as plain only while none of its JSON methods is replaced', () => {
+    const plain = new Date(1e12)
+    assert.equal(isPlainDate(plain), true)
+    const replaced = [['valueOf', () => 1], [Symbol.toPrimitive, () => 1],
+      ['toJSON', () => 'x'], ['toISOString', () => 'x']]
+    for (const [method, replacement] of replaced) {
+      const date = new Date(1e12)
+      Object.defineProperty(date, method, { value: replacement })
+      assert.equal(isPlainDate(date), false, String(method))
+    }
+    assert.equal(isPlainDate(new (class extends Date {})(1e12)), false)
+    assert.equal(isPlainDate({ getTime: () => 1 }), false)
   })
 })

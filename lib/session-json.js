@@ -17,10 +17,12 @@ const { Cookie } = require('express-session')
 
 const DATE_TO_JSON = Date.prototype.toJSON
 const DATE_TO_ISO = Date.prototype.toISOString
+const DATE_VALUE_OF = Date.prototype.valueOf
+const DATE_TO_PRIMITIVE = Date.prototype[Symbol.toPrimitive]
 const COOKIE_TO_JSON = Cookie.prototype.toJSON
 
 /** Whether the Date methods are the engine's own (not replaced before this module loaded). */
-const NATIVE_DATES = [DATE_TO_JSON, DATE_TO_ISO]
+const NATIVE_DATES = [DATE_TO_JSON, DATE_TO_ISO, DATE_VALUE_OF, DATE_TO_PRIMITIVE]
   .every((method) => Function.prototype.toString.call(method).includes('[native code]'))
 
 const DAY_MS = 86_400_000
@@ -43,8 +45,18 @@ function stringifySession(session) {
   // `data` is a fresh object; the session and its cookie are left as they are.
   data.expires = expires
   const view = {}
-  for (const key of Object.keys(session)) view[key] = key === 'cookie' ? data : session[key]
+  for (const key of Object.keys(session)) {
+    const value = key === 'cookie' ? data : session[key]
+    // An own `__proto__` key stays a key: assigning it would set the view's prototype.
+    if (key === '__proto__') defineOwn(view, key, value)
+    else view[key] = value
+  }
   return JSON.stringify(view)
+}
+
+function defineOwn(object, key, value) {
+  const writable = { value, enumerable: true, writable: true, configurable: true }
+  Object.defineProperty(object, key, writable)
 }
 
 function isPlainCookie(cookie) {
@@ -56,12 +68,20 @@ function isObject(value) {
   return value !== null && typeof value === 'object'
 }
 
+/**
+ * A Date whose JSON is `toISOString` of its time value (or null when invalid), the engine's
+ * own way: its prototype is Date's and none of the methods `toJSON` goes through was
+ * replaced, on it or on `Date.prototype`.
+ */
+function isPlainDate(value) {
+  return NATIVE_DATES && isObject(value) && Object.getPrototypeOf(value) === Date.prototype &&
+    value.toJSON === DATE_TO_JSON && value.toISOString === DATE_TO_ISO &&
+    value.valueOf === DATE_VALUE_OF && value[Symbol.toPrimitive] === DATE_TO_PRIMITIVE
+}
+
 /** `date.toISOString()` for a plain Date from 1970 to 9999, else null. */
 function isoString(date) {
-  if (!NATIVE_DATES || !isObject(date) || Object.getPrototypeOf(date) !== Date.prototype) {
-    return null
-  }
-  if (date.toJSON !== DATE_TO_JSON || date.toISOString !== DATE_TO_ISO) return null
+  if (!isPlainDate(date)) return null
   const ms = date.getTime()
   if (!(ms >= 0 && ms < END_MS)) return null
 
@@ -101,4 +121,4 @@ function civilDate(days) {
 /** The default serializer: this `stringify`, and `JSON.parse`. */
 const SESSION_JSON = Object.freeze({ stringify: stringifySession, parse: JSON.parse })
 
-module.exports = { SESSION_JSON, stringifySession, isoString }
+module.exports = { SESSION_JSON, stringifySession, isoString, isPlainDate }

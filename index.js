@@ -13,6 +13,9 @@ const {
 } = require('./lib/errors')
 const { createLogger } = require('./lib/log')
 const { normalizeOptions } = require('./lib/options')
+const { shapeBuilder } = require('./lib/session-shape')
+const { SessionEncoder, CAN_COMPILE } = require('./lib/session-encoder')
+const { SESSION_JSON } = require('./lib/session-json')
 
 /** Operation codes of the native `submitOp`. */
 const OP_GET = 0
@@ -20,9 +23,11 @@ const OP_SET = 1
 const OP_TOUCH = 2
 const OP_DESTROY = 3
 const OP_SESSION_FROM_COOKIE = 4
+/** Not an operation: the definition of a session shape (see lib/session-encoder.js). */
+const OP_DEFINE_SHAPE = 5
 
 /** Numbers per operation in a flushed batch (see src/batch_wire.rs). */
-const RECORD_LEN = 7
+const RECORD_LEN = 8
 
 /** Numbers per outcome in a result batch. */
 const OUTCOME_LEN = 3
@@ -32,6 +37,11 @@ const STATUS_OK = 0
 const STATUS_FAILED = 1
 const STATUS_CONNECTED = 2
 const STATUS_DISCONNECTED = 3
+const STATUS_SHAPE = 4
+const STATUS_SHAPED = 5
+
+/** Numbers before the slots of a session read that came cut: id, status, shape, slots. */
+const SHAPED_LEN = 4
 
 class RedisStore extends Store {
   #native
@@ -42,6 +52,8 @@ class RedisStore extends Store {
   #disableTTL
   #userIndex
   #log
+  // The builders of the shapes of sessions read, by shape number (see session-shape.js).
+  #shapes = []
   // Listeners of session ends, and whether the native side is watching for them.
   #endListeners = []
   // Calls in flight, by id: the caller's callback and how to finish its result. Parallel
@@ -49,26 +61,33 @@ class RedisStore extends Store {
   #callbacks = []
   #finishers = []
   #freeIds = []
+  // Sessions written as their shape's values rather than JSON (see session-encoder.js), or
+  // null when an application serializer writes them.
+  #encoder = null
   // Operations of this turn of the event loop, handed to Rust together in its check phase
   // (setImmediate), after every I/O callback of the turn: a server that handles several
-  // requests per turn wakes the native thread once for all their calls. Their strings, and
-  // RECORD_LEN numbers each (op, id, string lengths, expiry, ttl).
+  // requests per turn wakes the native thread once for all their calls. Their strings,
+  // RECORD_LEN numbers each (op, id, string lengths, expiry, ttl, shape), and the values of
+  // the sessions written by shape.
   #texts = []
   #records = new Float64Array(RECORD_LEN * 256)
   #count = 0
+  #values = new Float64Array(1024)
+  #valueCount = 0
   #flushScheduled = false
   #flush = () => {
     this.#flushScheduled = false
     if (this.#count === 0) return
     const text = this.#texts.length === 1 ? this.#texts[0] : this.#texts.join('')
     const records = this.#records.subarray(0, this.#count * RECORD_LEN)
+    const values = this.#values.subarray(0, this.#valueCount)
     this.#texts = []
     this.#count = 0
+    this.#valueCount = 0
     try {
-      native.flushOps(this.#dispatcher, text, records)
+      native.flushOps(this.#dispatcher, text, records, values)
     } catch (err) {
-      const refusal = fromNative(err)
-      for (let at = 1; at < records.length; at += RECORD_LEN) this.#finish(records[at], refusal)
+      this.#refuseAll(records, fromNative(err))
     }
   }
 
@@ -84,10 +103,11 @@ class RedisStore extends Store {
     this.#disableTTL = js.disableTTL
     this.#userIndex = js.userIndex
     this.#log = createLogger(js.logger, process.env.DEBUG)
+    if (CAN_COMPILE && js.serializer === SESSION_JSON) this.#encoder = new SessionEncoder()
 
     try {
       this.#native = new native.NativeStore(nativeOptions,
-        (numbers, text) => this.#onBatch(numbers, text))
+        (numbers, count, text, ...texts) => this.#onBatch(numbers, count, text, texts))
       this.#dispatcher = this.#native.dispatcher()
     } catch (err) {
       throw fromNative(err)
@@ -101,14 +121,16 @@ class RedisStore extends Store {
   set(sid, session, cb) {
     let json
     let lifetime
+    let owner
     try {
-      json = this.#serialize(session)
+      json = this.#encoder === null ? this.#serialize(session) : this.#encode(session)
       lifetime = this.#lifetime(session)
+      owner = this.#owner(session)
     } catch (err) {
       return fail(err, cb)
     }
     const { expiresAt, ttl } = lifetime
-    return this.#run(OP_SET, sid, json, expiresAt, ttl, this.#owner(session), finishPlain, cb)
+    return this.#run(OP_SET, sid, json, expiresAt, ttl, owner, finishPlain, cb)
   }
 
   touch(sid, session, cb) {
@@ -368,19 +390,68 @@ class RedisStore extends Store {
     }
   }
 
-  /** Adds one operation to the batch of this turn. */
+  /**
+   * Adds one operation to the batch of this turn. `json` is the session's JSON, or its
+   * shape's values (see #encode).
+   */
   #record(op, id, key, json, expiresAt, ttl, user) {
     let at = this.#count * RECORD_LEN
     if (at === this.#records.length) this.#growRecords()
     const records = this.#records
+    const encoded = json !== null && typeof json === 'object'
     records[at++] = op
     records[at++] = id
     records[at++] = this.#text(key)
-    records[at++] = this.#text(json)
+    records[at++] = encoded ? this.#encodedValues(json) : this.#text(json)
     records[at++] = this.#text(user)
     records[at++] = expiresAt === null ? NaN : expiresAt
-    records[at] = ttl === null ? NaN : ttl
+    records[at++] = ttl === null ? NaN : ttl
+    records[at] = encoded ? json.shape : NaN
     this.#count++
+  }
+
+  /** Moves the values of an encoded session into the batch; -1, the length of no JSON. */
+  #encodedValues({ texts, numbers }) {
+    for (let i = 0; i < texts.length; i++) this.#texts.push(texts[i])
+    for (let i = 0; i < numbers.length; i++) this.#value(numbers[i])
+    return -1
+  }
+
+  /** Records the shapes the encoder defined, ahead of the operation that uses them. */
+  #defineShapes() {
+    for (const { number, letters, literals } of this.#encoder.takeDefinitions()) {
+      let at = this.#count * RECORD_LEN
+      if (at === this.#records.length) this.#growRecords()
+      const records = this.#records
+      records[at++] = OP_DEFINE_SHAPE
+      records[at++] = number
+      records[at++] = this.#text(letters)
+      records.fill(-1, at, at + 2)
+      records.fill(NaN, at + 2, at + 5)
+      for (const literal of literals) this.#value(this.#text(literal))
+      this.#count++
+    }
+  }
+
+  #value(number) {
+    if (this.#valueCount === this.#values.length) {
+      const bigger = new Float64Array(this.#values.length * 2)
+      bigger.set(this.#values)
+      this.#values = bigger
+    }
+    this.#values[this.#valueCount++] = number
+  }
+
+  /** A batch that could not be handed over: each operation fails with `err`. */
+  #refuseAll(records, err) {
+    // Ids first: the callbacks may record new operations over these records.
+    const ids = []
+    for (let at = 0; at < records.length; at += RECORD_LEN) {
+      if (records[at] !== OP_DEFINE_SHAPE) ids.push(records[at + 1])
+    }
+    // Its shape definitions may not have arrived either: define every shape anew.
+    if (this.#encoder !== null) this.#encoder.reset()
+    for (const id of ids) this.#finish(id, err)
   }
 
   /** Queues a string of the batch; its length in UTF-16 code units, -1 for none. */
@@ -398,23 +469,58 @@ class RedisStore extends Store {
 
   /**
    * Results and link events from Rust: OUTCOME_LEN numbers each (id, status, length of its
-   * value in `text`, -1 for none), the values following each other in `text`.
+   * value in `text`, -1 for none), the values following each other in `text`; and sessions
+   * read that came cut (SHAPED_LEN numbers, then their slots, their text in `texts`). The
+   * first `count` of `numbers` are this batch's: the array is reused by the next one.
    */
-  #onBatch(numbers, text) {
+  #onBatch(numbers, count, text, texts) {
     let at = 0
-    for (let i = 0; i < numbers.length; i += OUTCOME_LEN) {
+    let cut = 0
+    for (let i = 0; i < count;) {
+      const status = numbers[i + 1]
+      if (status === STATUS_SHAPED) {
+        this.#finishShaped(numbers[i], numbers[i + 2], texts[cut++], numbers, i + SHAPED_LEN)
+        i += SHAPED_LEN + numbers[i + 3]
+        continue
+      }
       const length = numbers[i + 2]
       let value = null
       if (length >= 0) {
         value = text.slice(at, at + length)
         at += length
       }
-      const status = numbers[i + 1]
       if (status === STATUS_OK) this.#finish(numbers[i], null, value)
       else if (status === STATUS_FAILED) this.#finish(numbers[i], errorFrom(value), null)
+      else if (status === STATUS_SHAPE) this.#defineShape(numbers[i], value)
       else if (status === STATUS_CONNECTED) this.#linkEvent('connect')
       else if (status === STATUS_DISCONNECTED) this.#linkEvent('disconnect', value)
+      i += OUTCOME_LEN
     }
+  }
+
+  #defineShape(number, descriptor) {
+    try {
+      this.#shapes[number] = shapeBuilder(descriptor)
+    } catch (err) {
+      this.#shapes[number] = null
+      this.#report(new StoreError('ERR_INTERNAL', `a session shape was refused: ${err.message}`))
+    }
+  }
+
+  /** A read whose session came cut: built by its shape's builder, no JSON parsed. */
+  #finishShaped(id, shape, text, numbers, at) {
+    const builder = this.#shapes[shape]
+    let session
+    try {
+      if (!builder) throw new Error(`shape ${shape} is unknown`)
+      session = builder.build(text, numbers, at)
+    } catch (err) {
+      const failure = `a session read could not be built (${err.message})`
+      return this.#finish(id, new StoreError('ERR_INTERNAL', failure), null)
+    }
+    const cb = this.#callbacks[id]
+    this.#take(id)
+    invoke(cb, null, session)
   }
 
   #linkEvent(event, reason) {
@@ -530,6 +636,27 @@ class RedisStore extends Store {
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
+  }
+
+  /**
+   * The session as its shape's values, `{ shape, texts, numbers }`, or its JSON when it is
+   * to be left to `JSON.stringify`. The values are the encoder's arrays of this call: a
+   * later call makes new ones, so application code running before they are recorded (a
+   * `ttl` function, a getter) cannot change them.
+   */
+  #encode(session) {
+    if (session === null || typeof session !== 'object') {
+      throw argumentError('session', 'must be an object')
+    }
+    let shape
+    try {
+      shape = this.#encoder.encode(session)
+    } catch (err) {
+      throw argumentError('session', `cannot be serialised (${err.message})`)
+    }
+    if (shape < 0) return this.#serialize(session)
+    this.#defineShapes()
+    return { shape, texts: this.#encoder.texts, numbers: this.#encoder.numbers }
   }
 
   #serialize(session) {

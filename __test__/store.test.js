@@ -269,9 +269,9 @@ describe('options', () => {
       const store = await connected({ url: server.url, prefix: 'turn:' })
       const flushOps = native.flushOps
       const handed = []
-      native.flushOps = function (dispatcher, text, records) {
+      native.flushOps = function (dispatcher, text, records, ...rest) {
         handed.push(records.length)
-        return flushOps.call(this, dispatcher, text, records)
+        return flushOps.call(this, dispatcher, text, records, ...rest)
       }
       try {
         // Three timers due together run in one timers phase, each its own callback (with

@@ -65,6 +65,9 @@ function normalizeOptions(options) {
     userIndexPrefix: js.userIndex ? userIndexPrefixOption(options, js.prefix) : undefined,
     legacyPrefix: legacyPrefixOption(options.legacyPrefix),
     busyPollMicros: busyPollOption(options.busyPollMicros),
+    // Sessions read come cut into shape and values, built without JSON.parse (see
+    // session-shape.js), unless an application serializer must read them.
+    shapeSessions: js.serializer === SESSION_JSON,
   }
   return { js, native }
 }

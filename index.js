@@ -16,18 +16,14 @@ const { normalizeOptions } = require('./lib/options')
 const { shapeBuilder } = require('./lib/session-shape')
 const { SessionEncoder, CAN_COMPILE } = require('./lib/session-encoder')
 const { SESSION_JSON } = require('./lib/session-json')
+const { RequestBatch, callIds } = require('./lib/request-batch')
 
-/** Operation codes of the native `submitOp`. */
+/** Operation codes of the native `flushOps` (see src/batch_wire.rs). */
 const OP_GET = 0
 const OP_SET = 1
 const OP_TOUCH = 2
 const OP_DESTROY = 3
 const OP_SESSION_FROM_COOKIE = 4
-/** Not an operation: the definition of a session shape (see lib/session-encoder.js). */
-const OP_DEFINE_SHAPE = 5
-
-/** Numbers per operation in a flushed batch (see src/batch_wire.rs). */
-const RECORD_LEN = 8
 
 /** Numbers per outcome in a result batch. */
 const OUTCOME_LEN = 3
@@ -66,28 +62,17 @@ class RedisStore extends Store {
   #encoder = null
   // Operations of this turn of the event loop, handed to Rust together in its check phase
   // (setImmediate), after every I/O callback of the turn: a server that handles several
-  // requests per turn wakes the native thread once for all their calls. Their strings,
-  // RECORD_LEN numbers each (op, id, string lengths, expiry, ttl, shape), and the values of
-  // the sessions written by shape.
-  #texts = []
-  #records = new Float64Array(RECORD_LEN * 256)
-  #count = 0
-  #values = new Float64Array(1024)
-  #valueCount = 0
+  // requests per turn wakes the native thread once for all their calls.
+  #batch = new RequestBatch()
   #flushScheduled = false
   #flush = () => {
     this.#flushScheduled = false
-    if (this.#count === 0) return
-    const text = this.#texts.length === 1 ? this.#texts[0] : this.#texts.join('')
-    const records = this.#records.subarray(0, this.#count * RECORD_LEN)
-    const values = this.#values.subarray(0, this.#valueCount)
-    this.#texts = []
-    this.#count = 0
-    this.#valueCount = 0
+    if (this.#batch.isEmpty) return
+    const { text, records, values } = this.#batch.take()
     try {
       native.flushOps(this.#dispatcher, text, records, values)
     } catch (err) {
-      this.#refuseAll(records, fromNative(err))
+      this.#refuseAll(callIds(records), fromNative(err))
     }
   }
 
@@ -383,88 +368,18 @@ class RedisStore extends Store {
     const id = this.#freeIds.length > 0 ? this.#freeIds.pop() : this.#callbacks.length
     this.#callbacks[id] = cb
     this.#finishers[id] = finish
-    this.#record(op, id, key, json, expiresAt, ttl, user)
+    this.#batch.add(op, id, key, json, expiresAt, ttl, user)
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       setImmediate(this.#flush)
     }
   }
 
-  /**
-   * Adds one operation to the batch of this turn. `json` is the session's JSON, or its
-   * shape's values (see #encode).
-   */
-  #record(op, id, key, json, expiresAt, ttl, user) {
-    let at = this.#count * RECORD_LEN
-    if (at === this.#records.length) this.#growRecords()
-    const records = this.#records
-    const encoded = json !== null && typeof json === 'object'
-    records[at++] = op
-    records[at++] = id
-    records[at++] = this.#text(key)
-    records[at++] = encoded ? this.#encodedValues(json) : this.#text(json)
-    records[at++] = this.#text(user)
-    records[at++] = expiresAt === null ? NaN : expiresAt
-    records[at++] = ttl === null ? NaN : ttl
-    records[at] = encoded ? json.shape : NaN
-    this.#count++
-  }
-
-  /** Moves the values of an encoded session into the batch; -1, the length of no JSON. */
-  #encodedValues({ texts, numbers }) {
-    for (let i = 0; i < texts.length; i++) this.#texts.push(texts[i])
-    for (let i = 0; i < numbers.length; i++) this.#value(numbers[i])
-    return -1
-  }
-
-  /** Records the shapes the encoder defined, ahead of the operation that uses them. */
-  #defineShapes() {
-    for (const { number, letters, literals } of this.#encoder.takeDefinitions()) {
-      let at = this.#count * RECORD_LEN
-      if (at === this.#records.length) this.#growRecords()
-      const records = this.#records
-      records[at++] = OP_DEFINE_SHAPE
-      records[at++] = number
-      records[at++] = this.#text(letters)
-      records.fill(-1, at, at + 2)
-      records.fill(NaN, at + 2, at + 5)
-      for (const literal of literals) this.#value(this.#text(literal))
-      this.#count++
-    }
-  }
-
-  #value(number) {
-    if (this.#valueCount === this.#values.length) {
-      const bigger = new Float64Array(this.#values.length * 2)
-      bigger.set(this.#values)
-      this.#values = bigger
-    }
-    this.#values[this.#valueCount++] = number
-  }
-
-  /** A batch that could not be handed over: each operation fails with `err`. */
-  #refuseAll(records, err) {
-    // Ids first: the callbacks may record new operations over these records.
-    const ids = []
-    for (let at = 0; at < records.length; at += RECORD_LEN) {
-      if (records[at] !== OP_DEFINE_SHAPE) ids.push(records[at + 1])
-    }
+  /** A batch that could not be handed over: each of its calls fails with `err`. */
+  #refuseAll(ids, err) {
     // Its shape definitions may not have arrived either: define every shape anew.
     if (this.#encoder !== null) this.#encoder.reset()
     for (const id of ids) this.#finish(id, err)
-  }
-
-  /** Queues a string of the batch; its length in UTF-16 code units, -1 for none. */
-  #text(value) {
-    if (value === null) return -1
-    this.#texts.push(value)
-    return value.length
-  }
-
-  #growRecords() {
-    const bigger = new Float64Array(this.#records.length * 2)
-    bigger.set(this.#records)
-    this.#records = bigger
   }
 
   /**
@@ -655,7 +570,9 @@ class RedisStore extends Store {
       throw argumentError('session', `cannot be serialised (${err.message})`)
     }
     if (shape < 0) return this.#serialize(session)
-    this.#defineShapes()
+    for (const { number, letters, literals } of this.#encoder.takeDefinitions()) {
+      this.#batch.define(number, letters, literals)
+    }
     return { shape, texts: this.#encoder.texts, numbers: this.#encoder.numbers }
   }
 

@@ -51,7 +51,8 @@ pub struct Split {
 
 /// Cuts `json`, or gives `None` when it must go whole to `JSON.parse`.
 pub fn split(json: &str) -> Option<Split> {
-    let mut reader = Reader { src: json.as_bytes(), json, at: 0, out: Split::empty() };
+    let out = Split::with_room_for(json);
+    let mut reader = Reader { src: json.as_bytes(), json, at: 0, out };
 
     reader.skip_space();
     if reader.peek() != Some(b'{') {
@@ -63,8 +64,14 @@ pub fn split(json: &str) -> Option<Split> {
 }
 
 impl Split {
-    fn empty() -> Self {
-        Self { descriptor: String::new(), slots: Vec::new(), text: String::new() }
+    /// An empty split with the room a split of `json` needs, so that it never grows: the
+    /// values' text is never longer than the JSON.
+    fn with_room_for(json: &str) -> Self {
+        Self {
+            descriptor: String::with_capacity(MAX_DESCRIPTOR_BYTES.min(json.len() * 2 + 16)),
+            slots: Vec::with_capacity(32),
+            text: String::with_capacity(json.len()),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
  * `npm run bench:instructions`: instructions executed on the main JS thread per `get` and per
  * `set` (concurrency 64), counted by `valgrind --tool=callgrind`, for ours and the plaintext
  * peers, next to the cost of `JSON.parse` / `JSON.stringify` of the same session alone: the
- * floor of every store that calls them on that thread. A second table counts every thread of
+ * least a store that hands sessions to V8 as JSON spends on that thread (ours does not: it
+ * builds and reads them by shape, see lib/session-shape.js). A second table counts every thread of
  * the process, ours' native one included, with busy-polling off (under valgrind, whose threads
  * take turns, polling would only count its own spinning). Instruction counts do not depend on
  * what else the machine is doing, unlike the CPU times of `npm run bench`.
@@ -68,6 +69,8 @@ async function main() {
   const rows = []
   try {
     for (const op of OPERATIONS) {
+      // What JSON.parse / JSON.stringify of the session cost alone: the least a store that
+      // hands JSON to V8 spends on Node's thread (ours does not, see lib/session-shape.js).
       const floor = (await perOperation(['json', op])).main
       const counts = {}
       for (const name of new Set([...CONTENDERS, ...PROCESS_CONTENDERS])) {
@@ -87,7 +90,7 @@ const thousands = (count) => `${(count / 1000).toFixed(1)}k`
 
 function report(rows) {
   const header = ['operation', 'JSON alone', ...CONTENDERS, 'ours / best peer',
-    'floor / best peer']
+    'JSON alone / best peer']
   const lines = [`| ${header.join(' | ')} |`, `|${' --- |'.repeat(header.length)}`]
   for (const { op, floor, counts } of rows) {
     const main = (name) => counts[name].main

@@ -13,8 +13,8 @@ const {
 } = require('./lib/errors')
 const { createLogger } = require('./lib/log')
 const { normalizeOptions } = require('./lib/options')
-const { shapeBuilder } = require('./lib/session-shape')
-const { SessionEncoder, CAN_COMPILE } = require('./lib/session-encoder')
+const { shapeBuilder, CAN_COMPILE } = require('./lib/session-shape')
+const { SessionEncoder } = require('./lib/session-encoder')
 const { SESSION_JSON } = require('./lib/session-json')
 const { RequestBatch, callIds } = require('./lib/request-batch')
 
@@ -108,7 +108,7 @@ class RedisStore extends Store {
     let lifetime
     let owner
     try {
-      json = this.#encoder === null ? this.#serialize(session) : this.#encode(session)
+      json = this.#written(session)
       lifetime = this.#lifetime(session)
       owner = this.#owner(session)
     } catch (err) {
@@ -554,42 +554,37 @@ class RedisStore extends Store {
   }
 
   /**
-   * The session as its shape's values, `{ shape, texts, numbers }`, or its JSON when it is
-   * to be left to `JSON.stringify`. The values are the encoder's arrays of this call: a
-   * later call makes new ones, so application code running before they are recorded (a
-   * `ttl` function, a getter) cannot change them.
+   * What `set` writes of the session: its shape's values, `{ shape, texts, numbers }`, or
+   * its JSON when it is to be left to the serializer (see lib/session-encoder.js). The
+   * values are the encoder's arrays of this call: a later call makes new ones, so
+   * application code running before they are recorded (a `ttl` function, a getter) cannot
+   * change them.
    */
-  #encode(session) {
+  #written(session) {
     if (session === null || typeof session !== 'object') {
       throw argumentError('session', 'must be an object')
     }
-    let shape
-    try {
-      shape = this.#encoder.encode(session)
-    } catch (err) {
-      throw argumentError('session', `cannot be serialised (${err.message})`)
-    }
-    if (shape < 0) return this.#serialize(session)
-    for (const { number, letters, literals } of this.#encoder.takeDefinitions()) {
-      this.#batch.define(number, letters, literals)
-    }
-    return { shape, texts: this.#encoder.texts, numbers: this.#encoder.numbers }
-  }
-
-  #serialize(session) {
-    if (session === null || typeof session !== 'object') {
-      throw argumentError('session', 'must be an object')
-    }
+    let shape = -1
     let json
     try {
-      json = this.#serializer.stringify(session)
+      if (this.#encoder !== null) shape = this.#encoder.encode(session)
+      if (shape < 0) json = this.#serializer.stringify(session)
     } catch (err) {
       throw argumentError('session', `cannot be serialised (${err.message})`)
     }
+    if (shape >= 0) return this.#encoded(shape)
     if (typeof json !== 'string') {
       throw argumentError('session', 'the serializer did not return a string')
     }
     return json
+  }
+
+  /** The values the encoder read, after the definitions of any shape it met first. */
+  #encoded(shape) {
+    for (const { number, letters, literals } of this.#encoder.takeDefinitions()) {
+      this.#batch.define(number, letters, literals)
+    }
+    return { shape, texts: this.#encoder.texts, numbers: this.#encoder.numbers }
   }
 
   /** `{ expiresAt, ttl }` for the native store: cookie expiry (epoch ms) or TTL (s). */

@@ -24,6 +24,7 @@
 
 const { Cookie, Session } = require('express-session')
 const { isPlainDate } = require('./session-json')
+const { CAN_COMPILE } = require('./session-shape')
 
 const COOKIE_TO_JSON = Cookie.prototype.toJSON
 const OBJECT_PROTOTYPE = Object.prototype
@@ -36,15 +37,6 @@ const MAX_MEMBERS = 32
 const MAX_SLOTS = 64
 /** Shapes tried before working out a session's shape. */
 const RECENT = 4
-
-/** Whether `new Function` is allowed (Node's --disallow-code-generation-from-strings). */
-const CAN_COMPILE = (() => {
-  try {
-    return new Function('return true')() // eslint-disable-line no-new-func
-  } catch {
-    return false
-  }
-})()
 
 /** Encodes sessions of up to MAX_SHAPES shapes, compiling each shape once. */
 class SessionEncoder {
@@ -300,4 +292,4 @@ function templateOf(tree) {
   return { letters: letters.join(''), literals }
 }
 
-module.exports = { SessionEncoder, CAN_COMPILE }
+module.exports = { SessionEncoder }

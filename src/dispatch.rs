@@ -384,7 +384,7 @@ mod tests {
     use super::*;
     use crate::batch_wire::{OUTCOME_LEN, STATUS_DONE};
     use crate::config::{options_for, validate};
-    use crate::test_redis::start_server;
+    use crate::test_redis::{start_server, Server};
     use std::sync::mpsc;
 
     fn get(id: u32) -> Request {
@@ -392,29 +392,54 @@ mod tests {
         Request { id, op: Op::Get, key, json: None, expires_at: None, ttl_secs: None, user: None }
     }
 
+    /// A dispatcher running on a store of its own Redis server, with `workers` Tokio threads.
+    struct Running {
+        dispatcher: Arc<Dispatcher>,
+        store: Arc<SessionStore>,
+        runtime: tokio::runtime::Runtime,
+        _server: Server,
+    }
+
+    impl Running {
+        fn start(
+            wake: impl Fn() + Send + Sync + 'static,
+            busy_poll: Duration,
+            workers: usize,
+        ) -> Self {
+            let server = start_server();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .unwrap();
+            let dispatcher = Arc::new(Dispatcher::new(wake, busy_poll, false));
+            let settings = validate(options_for(&server.url)).unwrap();
+            let store = runtime.block_on(async { SessionStore::start(settings, Arc::new(drop)) });
+            let store = Arc::new(store);
+            runtime.spawn(dispatcher.run(store.clone()));
+            Self { dispatcher, store, runtime, _server: server }
+        }
+
+        fn stop(self) {
+            self.runtime.block_on(self.store.close());
+            self.dispatcher.stop();
+        }
+    }
+
     /// Submits `rounds` requests one at a time, each after the previous outcome and a pause
     /// that ends before, near and after the end of the busy-poll window, and checks that each
     /// one finishes: a flush that skipped its wake-up while the dispatcher stopped polling
     /// would leave a request waiting for good.
     fn one_at_a_time(busy_poll: Duration, rounds: u32) {
-        let server = start_server();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let (woke, wake_ups) = mpsc::channel();
-        let dispatcher = Arc::new(Dispatcher::new(
+        let running = Running::start(
             move || {
                 let _ = woke.send(());
             },
             busy_poll,
-            false,
-        ));
-        let settings = validate(options_for(&server.url)).unwrap();
-        let store =
-            Arc::new(runtime.block_on(async { SessionStore::start(settings, Arc::new(drop)) }));
-        runtime.spawn(dispatcher.run(store.clone()));
+            2,
+        );
+        let dispatcher = &running.dispatcher;
 
         for id in 1..=rounds {
             std::thread::sleep(busy_poll.mul_f64(f64::from(id % 7) / 4.0));
@@ -427,41 +452,30 @@ mod tests {
             assert_eq!(numbers.len(), OUTCOME_LEN, "one outcome per wake-up");
             assert_eq!((numbers[0], numbers[1]), (f64::from(id), STATUS_DONE));
         }
-        runtime.block_on(store.close());
-        dispatcher.stop();
+        running.stop();
     }
 
     /// A consumer that takes the outcomes as soon as it is woken, as Node's thread does when
     /// idle: the replies of one read must still reach it together.
     #[test]
     fn outcomes_ready_together_are_handed_over_together() {
-        let server = start_server();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let slot: Arc<std::sync::Mutex<Option<Arc<Dispatcher>>>> = Arc::default();
         let (sizes, batches) = mpsc::channel();
         let consumer = slot.clone();
-        let dispatcher = Arc::new(Dispatcher::new(
+        let running = Running::start(
             move || {
                 let taken = consumer.lock().unwrap().as_ref().map(|d| d.drain_outcomes());
                 let _ = sizes.send(taken.map_or(0, |taken| taken.numbers.len() / OUTCOME_LEN));
             },
             Duration::ZERO,
-            false,
-        ));
-        *slot.lock().unwrap() = Some(dispatcher.clone());
-        let settings = validate(options_for(&server.url)).unwrap();
-        let store =
-            Arc::new(runtime.block_on(async { SessionStore::start(settings, Arc::new(drop)) }));
-        runtime.spawn(dispatcher.run(store.clone()));
+            1,
+        );
+        *slot.lock().unwrap() = Some(running.dispatcher.clone());
 
         let mut largest = 0;
         for _ in 0..5 {
-            dispatcher.submit_all((1..=64).map(get).collect()).unwrap();
-            dispatcher.flush();
+            running.dispatcher.submit_all((1..=64).map(get).collect()).unwrap();
+            running.dispatcher.flush();
             let mut seen = 0;
             while seen < 64 {
                 let size = batches.recv_timeout(Duration::from_secs(3)).expect("outcomes");
@@ -471,8 +485,8 @@ mod tests {
         }
         assert!(largest > HAND_OVER / 2, "at most {largest} outcomes were handed over together");
         assert!(largest <= HAND_OVER, "{largest} outcomes were handed over together");
-        runtime.block_on(store.close());
-        dispatcher.stop();
+        *slot.lock().unwrap() = None;
+        running.stop();
     }
 
     #[test]

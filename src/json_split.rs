@@ -261,25 +261,38 @@ impl<'a> Reader<'a> {
 
     /// A string slot: its unescaped text goes to the output text.
     fn string(&mut self) -> Step {
-        self.at += 1;
         let start = self.out.text.len();
+        self.scan_string(true)?;
+        self.out.descriptor.push_str("\"s\"");
+        self.out.slots.push(utf16_len(&self.out.text[start..]) as f64);
+        Ok(())
+    }
+
+    /// Reads a string, the reader on its opening quote, to after its closing quote; with
+    /// `decode`, its unescaped text goes to the output text.
+    fn scan_string(&mut self, decode: bool) -> Step {
+        if self.peek() != Some(b'"') {
+            return Err(Stop::Invalid);
+        }
+        self.at += 1;
         loop {
             let run = self.src[self.at..]
                 .iter()
                 .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
                 .ok_or(Stop::Invalid)?;
-            let json = self.json;
-            self.out.text.push_str(&json[self.at..self.at + run]);
+            if decode {
+                let json = self.json;
+                self.out.text.push_str(&json[self.at..self.at + run]);
+            }
             self.at += run;
             match self.src[self.at] {
                 b'"' => break,
-                b'\\' => self.escape()?,
+                b'\\' if decode => self.escape()?,
+                b'\\' => self.skip_escape()?,
                 _ => return Err(Stop::Invalid),
             }
         }
         self.at += 1;
-        self.out.descriptor.push_str("\"s\"");
-        self.out.slots.push(utf16_len(&self.out.text[start..]) as f64);
         Ok(())
     }
 
@@ -389,24 +402,7 @@ impl<'a> Reader<'a> {
 
     /// Validates a string (the reader on its opening quote) and moves past it.
     fn skip_string(&mut self) -> Step {
-        if self.peek() != Some(b'"') {
-            return Err(Stop::Invalid);
-        }
-        self.at += 1;
-        loop {
-            let run = self.src[self.at..]
-                .iter()
-                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
-                .ok_or(Stop::Invalid)?;
-            self.at += run;
-            match self.src[self.at] {
-                b'"' => break,
-                b'\\' => self.skip_escape()?,
-                _ => return Err(Stop::Invalid),
-            }
-        }
-        self.at += 1;
-        Ok(())
+        self.scan_string(false)
     }
 
     fn skip_escape(&mut self) -> Step {

@@ -92,7 +92,8 @@ class RedisStore extends Store {
 
     try {
       this.#native = new native.NativeStore(nativeOptions,
-        (numbers, count, text, ...texts) => this.#onBatch(numbers, count, text, texts))
+        (numbers, count, text, all, ...texts) =>
+          this.#onBatch(numbers, count, text, all === undefined ? texts : all))
       this.#dispatcher = this.#native.dispatcher()
     } catch (err) {
       throw fromNative(err)

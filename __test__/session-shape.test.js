@@ -154,3 +154,29 @@ describe('sessions built from their shape', () => {
     assert.equal(out, 'built')
   })
 })
+
+describe('sessions read while Node\'s thread is busy', () => {
+  it('all arrive intact when thousands of reads finish at once', async () => {
+    const { once } = require('node:events')
+    const { RedisStore } = require('..')
+    const { RedisServer } = require('./helpers/redis-server')
+    const server = await RedisServer.start()
+    const store = new RedisStore({ url: server.url, secret: 's', commandTimeout: 30_000 })
+    try {
+      await once(store, 'connect')
+      const sessions = Array.from({ length: 50 }, (_, n) => ({ cookie: null, userId: `u-${n}` }))
+      await Promise.all(sessions.map((session, n) => store.set(`busy-${n}`, session)))
+
+      // Their outcomes pile up while this thread is kept busy, and cross in one batch of far
+      // more sessions than are passed as arguments of their own (src/batch_call.rs).
+      const reads = Array.from({ length: 20_000 }, (_, i) => store.get(`busy-${i % 50}`))
+      const until = Date.now() + 1500
+      while (Date.now() < until) { /* busy */ }
+      const read = await Promise.all(reads)
+      read.forEach((session, i) => assert.deepEqual(session, sessions[i % 50], `read ${i}`))
+    } finally {
+      await store.close()
+      await server.stop()
+    }
+  })
+})

@@ -8,7 +8,10 @@
 //!   handle and a prototype change: profiling found that at a sixth of the main thread's time
 //!   on reads, and a new V8-owned buffer each batch still at a fifteenth;
 //! - the texts of cut sessions are arguments of their own (`onBatch(numbers, count, text,
-//!   ...texts)`), rather than elements set one by one into an array through Node-API.
+//!   undefined, ...texts)`), rather than elements set one by one into an array through
+//!   Node-API. Only a batch of more than [`MAX_TEXT_ARGUMENTS`] (outcomes that piled up
+//!   while Node's thread was busy) passes them as one array in place of `undefined`: every
+//!   argument takes room on V8's stack.
 //!
 //! Strings are made as Latin-1 when they are ASCII (V8 copies them without decoding).
 
@@ -21,10 +24,13 @@ use napi::sys;
 
 use crate::batch_wire::EncodedOutcomes;
 
+/// Most texts passed as arguments of their own (see the module documentation).
+pub const MAX_TEXT_ARGUMENTS: usize = 1024;
+
 /// Doubles the inbox holds at first; it grows to the largest batch.
 const FIRST_CAPACITY: usize = 1024;
 
-/// One batch of outcomes, as the arguments of `onBatch(numbers, count, text, ...texts)`.
+/// One batch of outcomes, as the arguments of `onBatch(numbers, count, text, all, ...texts)`.
 pub struct BatchCall {
     /// The outcomes.
     pub outcomes: EncodedOutcomes,
@@ -35,13 +41,19 @@ pub struct BatchCall {
 impl JsValuesTupleIntoVec for BatchCall {
     fn into_vec(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
         let EncodedOutcomes { numbers, text, texts } = self.outcomes;
-        let mut values = Vec::with_capacity(3 + texts.len());
+        let apart = texts.len() <= MAX_TEXT_ARGUMENTS;
+        let mut values = Vec::with_capacity(4 + if apart { texts.len() } else { 0 });
 
         values.push(self.inbox.fill(env, &numbers)?);
         values.push(double(env, numbers.len() as f64)?);
         values.push(string(env, &text)?);
-        for text in &texts {
-            values.push(string(env, text)?);
+        if apart {
+            values.push(undefined(env)?);
+            for text in &texts {
+                values.push(string(env, text)?);
+            }
+        } else {
+            values.push(array_of_strings(env, &texts)?);
         }
         Ok(values)
     }
@@ -135,6 +147,27 @@ fn typed_array_data(env: sys::napi_env, array: sys::napi_value) -> napi::Result<
         )
     })?;
     Ok(data.cast::<f64>())
+}
+
+/// A JS array of `texts`, element by element.
+fn array_of_strings(env: sys::napi_env, texts: &[String]) -> napi::Result<sys::napi_value> {
+    let mut array = ptr::null_mut();
+    // SAFETY: `env` is the live environment of this callback; the out pointer is a local.
+    check(unsafe { sys::napi_create_array_with_length(env, texts.len(), &mut array) })?;
+    for (index, text) in texts.iter().enumerate() {
+        let element = string(env, text)?;
+        let index = u32::try_from(index).map_err(|_| napi::Error::from_reason("too many"))?;
+        // SAFETY: `array` and `element` are values of this callback's scope.
+        check(unsafe { sys::napi_set_element(env, array, index, element) })?;
+    }
+    Ok(array)
+}
+
+fn undefined(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `env` is the live environment of this callback; the out pointer is a local.
+    check(unsafe { sys::napi_get_undefined(env, &mut value) })?;
+    Ok(value)
 }
 
 fn double(env: sys::napi_env, value: f64) -> napi::Result<sys::napi_value> {

@@ -208,8 +208,8 @@ pub struct NativeCounters {
 }
 
 /// What `onBatch` receives: the outcomes' numbers (in an array kept from batch to batch)
-/// and how many there are, their text, then the text of each cut session; see
-/// [`batch_wire`] and [`BatchCall`].
+/// and how many there are, their text, then the texts of the cut sessions (as arguments,
+/// or as one array for a large batch); see [`batch_wire`] and [`BatchCall`].
 type BatchArgs = BatchCall;
 
 /// The JS batch callback; it keeps the process alive until the store is closed.

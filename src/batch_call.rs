@@ -30,6 +30,10 @@ pub const MAX_TEXT_ARGUMENTS: usize = 1024;
 /// Doubles the inbox holds at first; it grows to the largest batch.
 const FIRST_CAPACITY: usize = 1024;
 
+/// An inbox grown past this many doubles by a pile of outcomes is replaced by a small one
+/// at the next small batch, so that one spike does not hold its memory for good.
+const KEPT_CAPACITY: usize = 16 * FIRST_CAPACITY;
+
 /// One batch of outcomes, as the arguments of `onBatch(numbers, count, text, all, ...texts)`.
 pub struct BatchCall {
     /// The outcomes.
@@ -59,8 +63,9 @@ impl JsValuesTupleIntoVec for BatchCall {
     }
 }
 
-/// The `Float64Array` that carries the outcome numbers to JS, made on first use and
-/// replaced by a bigger one when a batch does not fit. JS reads it only during `onBatch`.
+/// The `Float64Array` that carries the outcome numbers to JS, made on first use, replaced
+/// by a bigger one when a batch does not fit, and by a small one again after a spike (see
+/// [`KEPT_CAPACITY`]). JS reads it only during `onBatch`.
 #[derive(Default)]
 pub struct Inbox {
     held: Mutex<Option<Held>>,
@@ -89,8 +94,9 @@ impl Inbox {
     /// The inbox's array holding `numbers` from its start.
     fn fill(&self, env: sys::napi_env, numbers: &[f64]) -> napi::Result<sys::napi_value> {
         let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if held.as_ref().is_none_or(|held| held.capacity < numbers.len()) {
-            let capacity = numbers.len().max(FIRST_CAPACITY).next_power_of_two();
+        let capacity = numbers.len().max(FIRST_CAPACITY).next_power_of_two();
+        let unfit = |held: &Held| held.capacity < capacity || held.capacity > KEPT_CAPACITY;
+        if held.as_ref().is_none_or(|held| unfit(held) && held.capacity != capacity) {
             let array = float64_array(env, capacity)?;
             let mut reference = ptr::null_mut();
             // SAFETY: `env` is the live environment of this callback, on its thread.

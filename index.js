@@ -62,7 +62,8 @@ class RedisStore extends Store {
   #encoder = null
   // Operations of this turn of the event loop, handed to Rust together in its check phase
   // (setImmediate), after every I/O callback of the turn: a server that handles several
-  // requests per turn wakes the native thread once for all their calls.
+  // requests per turn wakes the native thread once for all their calls. Those that the
+  // callbacks of a batch of results make go as soon as the batch is done (see #onBatch).
   #batch = new RequestBatch()
   #flushScheduled = false
   #flush = () => {
@@ -412,6 +413,9 @@ class RedisStore extends Store {
       else if (status === STATUS_DISCONNECTED) this.#linkEvent('disconnect', value)
       i += OUTCOME_LEN
     }
+    // The calls these results led to go now, not after the rest of the turn's I/O: Redis
+    // gets them while this thread goes on with the next batch.
+    if (!this.#batch.isEmpty) this.#flush()
   }
 
   #defineShape(number, descriptor) {

@@ -263,6 +263,33 @@ describe('options', () => {
     }
   })
 
+  it('calls made by the callbacks of a batch of results are handed over with no wait',
+    async () => {
+      const native = require('../native.js')
+      const store = await connected({ url: server.url, prefix: 'chain:' })
+      const flushOps = native.flushOps
+      const order = []
+      native.flushOps = function (...args) {
+        order.push('handed over')
+        return flushOps.apply(this, args)
+      }
+      try {
+        await new Promise((resolve, reject) => {
+          store.get('first', (err) => {
+            if (err) return reject(err)
+            order.length = 0
+            store.get('second', (secondErr) => (secondErr ? reject(secondErr) : resolve()))
+            // Runs once the batch's callbacks are done: the second call must be on its way.
+            queueMicrotask(() => order.push('batch done'))
+          })
+        })
+      } finally {
+        native.flushOps = flushOps
+        await store.close()
+      }
+      assert.deepEqual(order.slice(0, 2), ['handed over', 'batch done'])
+    })
+
   it('calls made in separate callbacks of one event-loop turn are handed over together',
     async () => {
       const native = require('../native.js')

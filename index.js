@@ -66,6 +66,7 @@ class RedisStore extends Store {
   // callbacks of a batch of results make go as soon as the batch is done (see #onBatch).
   #batch = new RequestBatch()
   #flushScheduled = false
+  #delivering = false
   #flush = () => {
     this.#flushScheduled = false
     if (this.#batch.isEmpty) return
@@ -371,7 +372,8 @@ class RedisStore extends Store {
     this.#callbacks[id] = cb
     this.#finishers[id] = finish
     this.#batch.add(op, id, key, json, expiresAt, ttl, user)
-    if (!this.#flushScheduled) {
+    // A call made while a batch of results is delivered goes at the end of it (#onBatch).
+    if (!this.#flushScheduled && !this.#delivering) {
       this.#flushScheduled = true
       setImmediate(this.#flush)
     }
@@ -391,6 +393,18 @@ class RedisStore extends Store {
    * first `count` of `numbers` are this batch's: the array is reused by the next one.
    */
   #onBatch(numbers, count, text, texts) {
+    this.#delivering = true
+    try {
+      this.#deliver(numbers, count, text, texts)
+    } finally {
+      this.#delivering = false
+    }
+    // The calls these results led to go now, not after the rest of the turn's I/O: Redis
+    // gets them while this thread goes on with the next batch.
+    if (!this.#batch.isEmpty) this.#flush()
+  }
+
+  #deliver(numbers, count, text, texts) {
     let at = 0
     let cut = 0
     for (let i = 0; i < count;) {
@@ -413,9 +427,6 @@ class RedisStore extends Store {
       else if (status === STATUS_DISCONNECTED) this.#linkEvent('disconnect', value)
       i += OUTCOME_LEN
     }
-    // The calls these results led to go now, not after the rest of the turn's I/O: Redis
-    // gets them while this thread goes on with the next batch.
-    if (!this.#batch.isEmpty) this.#flush()
   }
 
   #defineShape(number, descriptor) {

@@ -290,6 +290,34 @@ describe('options', () => {
       assert.deepEqual(order.slice(0, 2), ['handed over', 'batch done'])
     })
 
+  it('a chain of calls, each made in the callback of the one before, schedules no wait',
+    async () => {
+      const store = await connected({ url: server.url, prefix: 'chain:' })
+      const schedule = global.setImmediate
+      let scheduled = 0
+      global.setImmediate = (...args) => {
+        scheduled++
+        return schedule(...args)
+      }
+      try {
+        await new Promise((resolve, reject) => {
+          let left = 100
+          const next = (err) => {
+            if (err) return reject(err)
+            if (left-- === 0) return resolve()
+            store.get(`link-${left}`, next)
+          }
+          next(null)
+        })
+      } finally {
+        global.setImmediate = schedule
+        await store.close()
+      }
+      // Only the first call, made outside any callback of the store, waits for the check
+      // phase; each later one goes when the batch that led to it is delivered.
+      assert.ok(scheduled <= 1, `${scheduled} calls waited for the check phase`)
+    })
+
   it('calls made in separate callbacks of one event-loop turn are handed over together',
     async () => {
       const native = require('../native.js')

@@ -2,8 +2,9 @@
 
 /**
  * sealed-redis-session: an express-session store over Redis whose values are sealed with
- * AES-256-GCM. This file only adapts the native store to express-session's `Store`: JSON
- * is made and parsed here in V8, everything else happens in Rust.
+ * AES-256-GCM. This file only adapts the native store to express-session's `Store`: the
+ * session objects live here in V8 (read and built by shape, see lib/session-encoder.js and
+ * lib/session-shape.js), everything else happens in Rust.
  */
 
 const { Store } = require('express-session')

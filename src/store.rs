@@ -1,7 +1,8 @@
 //! The session store: what express-session asks of a store, on sealed values in Redis.
 //!
-//! JSON stays a byte string here: it is produced and parsed by the caller (V8), and this
-//! layer only checks its size, seals it under the key `prefix + sid`, and opens it again.
+//! JSON stays a byte string here: it is produced and read by the layers above (V8, or
+//! `json_join` and `json_split` for sessions crossing by shape), and this layer only checks
+//! its size, seals it under the key `prefix + sid`, and opens it again.
 
 use crate::backend::{Acknowledgement, Backend};
 use crate::connection::{EventSink, Link, LinkTiming};

@@ -16,7 +16,6 @@ const { createLogger } = require('./lib/log')
 const { normalizeOptions } = require('./lib/options')
 const { shapeBuilder, CAN_COMPILE } = require('./lib/session-shape')
 const { SessionEncoder } = require('./lib/session-encoder')
-const { SESSION_JSON } = require('./lib/session-json')
 const { RequestBatch, callIds } = require('./lib/request-batch')
 
 /** Operation codes of the native `flushOps` (see src/batch_wire.rs). */
@@ -91,7 +90,7 @@ class RedisStore extends Store {
     this.#disableTTL = js.disableTTL
     this.#userIndex = js.userIndex
     this.#log = createLogger(js.logger, process.env.DEBUG)
-    if (CAN_COMPILE && js.serializer === SESSION_JSON) this.#encoder = new SessionEncoder()
+    if (CAN_COMPILE && nativeOptions.shapeSessions) this.#encoder = new SessionEncoder()
 
     try {
       this.#native = new native.NativeStore(nativeOptions,

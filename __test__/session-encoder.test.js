@@ -172,6 +172,46 @@ describe('sessions written as their shape\'s values', () => {
     assert.ok(numbers.slice(64).every((number) => number === -1))
   })
 
+  it('reads back sessions of more shapes than are numbered, through JSON.parse', async () => {
+    // Each session its own shape: past the 256 a store numbers (src/shape_registry.rs), the
+    // store hands the JSON over whole.
+    const reader = new RedisStore({ url: server.url, secret: 's', encryptionKeys: [KEY] })
+    try {
+      await once(reader, 'connect')
+      const sessions = Array.from({ length: 300 },
+        (_, n) => ({ cookie: null, [`field${n}`]: { n, list: [n] }, userId: `u-${n}` }))
+      await assertStoredAsJson(sessions, 'read-shapes')
+      const read = await Promise.all(sessions.map((_, i) => reader.get(`read-shapes-${i}`)))
+      read.forEach((session, i) => {
+        assert.equal(JSON.stringify(session), JSON.stringify(sessions[i]), `session ${i}`)
+      })
+    } finally {
+      await reader.close()
+    }
+  })
+
+  it('defines its shapes again after a batch that could not be handed over', async () => {
+    const native = require('../native.js')
+    const writer = new RedisStore({ url: server.url, secret: 's', encryptionKeys: [KEY] })
+    const flushOps = native.flushOps
+    try {
+      await once(writer, 'connect')
+      // The first batch carries the shape's definition, and is refused before Rust sees it.
+      native.flushOps = () => {
+        native.flushOps = flushOps
+        throw new Error('ERR_REDIS: refused for the test')
+      }
+      const session = { cookie: new Cookie({ maxAge: 60_000 }), userId: 'again' }
+      await assert.rejects(writer.set('again', session), { code: 'ERR_REDIS' })
+      await writer.set('again', session)
+      const [value] = await raw.mGet([`${PREFIX}again`])
+      assert.equal(openEnvelope(value, `${PREFIX}again`, KEY), JSON.stringify(session))
+    } finally {
+      native.flushOps = flushOps
+      await writer.close()
+    }
+  })
+
   it('refuses what JSON.stringify refuses, with the same reason', async () => {
     const circular = { cookie: {} }
     circular.self = { back: circular }

@@ -38,6 +38,8 @@ const MAX_SLOTS = 64
 /** Shapes tried before working out a session's shape. */
 const RECENT = 4
 
+const NO_DEFINITIONS = Object.freeze([])
+
 /** Encodes sessions of up to MAX_SHAPES shapes, compiling each shape once. */
 class SessionEncoder {
   /** Strings of the last encoded session, in slot order. */
@@ -66,6 +68,8 @@ class SessionEncoder {
 
   /** The shapes to define natively before the next use, taken: `{ number, letters, literals }`. */
   takeDefinitions() {
+    // Almost every call finds none: keep the empty list rather than make a new one.
+    if (this.#definitions.length === 0) return NO_DEFINITIONS
     const definitions = this.#definitions
     this.#definitions = []
     return definitions

@@ -31,6 +31,7 @@ use crate::batch_queue::Batch;
 use crate::dispatch::{Op, Outcome, Request, ShapedSession, Written};
 use crate::error::StoreError;
 use crate::json_join::{Filled, Kind, Slot, Template, Templates};
+use crate::json_split::utf16_len;
 
 /// Numbers per request record.
 pub const RECORD_LEN: usize = 8;
@@ -296,10 +297,6 @@ impl EncodedOutcomes {
 /// The message JS turns into an `Error` with `code`: the stable code, then the text.
 pub fn coded_message(err: &StoreError) -> String {
     format!("{}: {err}", err.code())
-}
-
-fn utf16_len(text: &str) -> usize {
-    crate::json_split::utf16_len(text)
 }
 
 #[cfg(test)]
